@@ -1,0 +1,215 @@
+// cairn-agent: the client agent. In this release it backs up a block device
+// or image file into a local repository and restores from one (the embedded
+// single-machine mode); the network mode arrives with the server.
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "agent/backup_pipeline.h"
+#include "agent/image_restore.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "common/progress.h"
+#include "media_agent/image_reader.h"
+#include "media_agent/repository.h"
+
+namespace cairn {
+namespace {
+
+// Runs `op` while a ProgressPrinter reports `counter` on stderr.
+template <typename Op>
+auto WithProgress(const std::string& label, ProgressCounter* counter, bool quiet, Op op) {
+  std::atomic<bool> done{false};
+  ProgressPrinter printer(label);
+  std::thread ticker([&] {
+    while (!done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // UI refresh tick
+      if (!quiet) printer.Update(counter->Snapshot());
+    }
+  });
+  auto result = op();
+  done = true;
+  ticker.join();
+  if (!quiet && result.ok()) printer.Finish(counter->Snapshot());
+  return result;
+}
+
+// The newest backup of `source` in the repository, for --incremental.
+StatusOr<std::string> LatestBackupOf(Repository* repo, const std::string& source) {
+  CAIRN_ASSIGN_OR_RETURN(auto ids, repo->manifests().List());
+  std::string best;
+  int64_t best_time = INT64_MIN;
+  for (const auto& id : ids) {
+    CAIRN_ASSIGN_OR_RETURN(Manifest m, repo->LoadManifest(id, nullptr));
+    if (m.source == source && m.created_unix_us > best_time) {
+      best = id;
+      best_time = m.created_unix_us;
+    }
+  }
+  if (best.empty()) {
+    return absl::NotFoundError("no earlier backup of '" + source +
+                               "' to base an incremental on");
+  }
+  return best;
+}
+
+struct BackupArgs {
+  std::string store, source, name, id, parent, key_file, chunk_size = "4MiB";
+  int zstd_level = 1, threads = 0;
+  bool incremental = false, json = false, quiet = false;
+};
+
+int RunBackupCommand(const BackupArgs& a) {
+  auto run = [&]() -> StatusOr<nlohmann::json> {
+    CAIRN_ASSIGN_OR_RETURN(uint64_t chunk_size, ParseByteSize(a.chunk_size));
+    CAIRN_RETURN_IF_ERROR(ValidateChunkSize(chunk_size));
+    CAIRN_ASSIGN_OR_RETURN(auto key, cli::LoadOptionalKey(a.key_file));
+    CAIRN_ASSIGN_OR_RETURN(auto repo, Repository::Open(a.store, {}));
+    BackupRequest req;
+    req.source_path = a.source;
+    req.source_name = a.name.empty() ? a.source : a.name;
+    req.backup_id = a.id;
+    req.parent_id = a.parent;
+    if (a.incremental && req.parent_id.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(req.parent_id, LatestBackupOf(repo.get(), req.source_name));
+    }
+    if (!req.parent_id.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(bool exists, repo->manifests().Exists(req.parent_id));
+      if (!exists) return absl::NotFoundError("no backup '" + req.parent_id + "'");
+    }
+    req.chunk_size = static_cast<uint32_t>(chunk_size);
+    req.zstd_level = a.zstd_level;
+    req.key = key.get();
+    req.threads = a.threads;
+    CAIRN_ASSIGN_OR_RETURN(auto src, Env::Default()->NewRandomAccessFile(a.source));
+    CAIRN_ASSIGN_OR_RETURN(uint64_t size, src->Size());
+    ProgressCounter progress(size);
+    req.progress = &progress;
+    auto session = repo->BeginBackup();
+    CAIRN_ASSIGN_OR_RETURN(
+        BackupResult r,
+        WithProgress("backup", &progress, a.quiet || a.json,
+                     [&] { return RunBackup(req, session.get()); }));
+    const BackupStats& s = r.stats;
+    return nlohmann::json{
+        {"backup_id", r.manifest.backup_id},
+        {"source", r.manifest.source},
+        {"kind", std::string(BackupKindName(r.manifest.kind))},
+        {"parent_id", r.manifest.parent_id},
+        {"image_size", s.image_size},
+        {"chunk_size", r.manifest.chunk_size},
+        {"chunks_total", s.chunks_total},
+        {"chunks_zero", s.chunks_zero},
+        {"chunks_new", s.chunks_new},
+        {"chunks_deduplicated", s.chunks_present},
+        {"new_plain_bytes", s.new_plain_bytes},
+        {"new_stored_bytes", s.new_stored_bytes},
+        {"encrypted", r.manifest.encrypted()},
+        {"seconds", s.seconds},
+        {"bytes_per_second", s.seconds > 0 ? s.image_size / s.seconds : 0}};
+  };
+  auto result = run();
+  if (!result.ok()) return cli::ReportError(result.status(), a.json);
+  const auto& j = *result;
+  if (a.json) {
+    cli::PrintJson(j);
+  } else {
+    std::cout << "backup " << j["backup_id"].get<std::string>() << " ("
+              << j["kind"].get<std::string>() << ") committed: "
+              << FormatBytes(j["image_size"]) << " image, "
+              << j["chunks_new"] << " new chunks ("
+              << FormatBytes(j["new_stored_bytes"]) << " stored), "
+              << j["chunks_deduplicated"] << " deduplicated, "
+              << j["chunks_zero"] << " zero\n";
+  }
+  return 0;
+}
+
+struct RestoreArgs {
+  std::string store, backup, target, key_file;
+  int threads = 0;
+  bool json = false, quiet = false;
+};
+
+int RunRestoreCommand(const RestoreArgs& a) {
+  auto run = [&]() -> StatusOr<nlohmann::json> {
+    CAIRN_ASSIGN_OR_RETURN(auto key, cli::LoadOptionalKey(a.key_file));
+    CAIRN_ASSIGN_OR_RETURN(auto repo, Repository::Open(a.store, {}));
+    CAIRN_ASSIGN_OR_RETURN(auto reader, ImageReader::Open(repo.get(), a.backup, key.get()));
+    ProgressCounter progress(reader->size());
+    RestoreOptions opts;
+    opts.threads = a.threads;
+    opts.progress = &progress;
+    CAIRN_ASSIGN_OR_RETURN(
+        RestoreStats s, WithProgress("restore", &progress, a.quiet || a.json, [&] {
+          return RestoreImage(reader.get(), a.target, opts);
+        }));
+    return nlohmann::json{{"backup_id", a.backup},
+                          {"target", a.target},
+                          {"image_size", s.image_size},
+                          {"chunks_written", s.chunks_written},
+                          {"chunks_zero", s.chunks_zero},
+                          {"seconds", s.seconds}};
+  };
+  auto result = run();
+  if (!result.ok()) return cli::ReportError(result.status(), a.json);
+  if (a.json) {
+    cli::PrintJson(*result);
+  } else {
+    std::cout << "restored " << a.backup << " to " << a.target << " ("
+              << FormatBytes((*result)["image_size"]) << ")\n";
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace cairn
+
+int main(int argc, char** argv) {
+  using namespace cairn;
+  CLI::App app{"cairn-agent: Cairn client agent (image backup and restore)"};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+
+  BackupArgs b;
+  auto* backup = app.add_subcommand(
+      "backup", "Back up a block device or image file into a local repository");
+  backup->add_option("--store", b.store, "Repository directory")->required();
+  backup->add_option("--source", b.source, "Block device or image file to back up")
+      ->required();
+  backup->add_option("--name", b.name, "Source name recorded with the backup (default: the path)");
+  backup->add_option("--id", b.id, "Backup id (default: <name>-<time>-<random>)");
+  backup->add_option("--parent", b.parent, "Make an incremental of this backup");
+  backup->add_flag("--incremental", b.incremental,
+                   "Make an incremental of the newest backup of this source");
+  backup->add_option("--chunk-size", b.chunk_size,
+                     "Chunk size, a power of two from 64KiB to 16MiB (default 4MiB)");
+  backup->add_option("--zstd-level", b.zstd_level, "zstd level 1-19 (default 1)");
+  backup->add_option("--key-file", b.key_file, "Encrypt with this data key file");
+  backup->add_option("--threads", b.threads, "Worker threads (default: one per core)");
+  backup->add_flag("--json", b.json, "Machine-readable output");
+  backup->add_flag("--quiet", b.quiet, "No progress output");
+
+  RestoreArgs r;
+  auto* restore = app.add_subcommand("restore", "Restore a backup to a file or block device");
+  restore->add_option("--store", r.store, "Repository directory")->required();
+  restore->add_option("--backup", r.backup, "Backup id")->required();
+  restore->add_option("--target", r.target, "Target file or block device")->required();
+  restore->add_option("--key-file", r.key_file, "Data key file (encrypted backups)");
+  restore->add_option("--threads", r.threads, "Worker threads (default: one per core)");
+  restore->add_flag("--json", r.json, "Machine-readable output");
+  restore->add_flag("--quiet", r.quiet, "No progress output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (Status s = InitLogging("cairn-agent", log_level); !s.ok()) {
+    return cli::ReportError(s, false);
+  }
+  if (backup->parsed()) return RunBackupCommand(b);
+  if (restore->parsed()) return RunRestoreCommand(r);
+  return 2;
+}

@@ -1,0 +1,279 @@
+// cairn-media: the media agent. In this release: administration of a local
+// repository (init, list, show, verify, gc, prune, consolidate) and data
+// keys. The network service arrives with the server.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "common/cli.h"
+#include "common/coding.h"
+#include "common/logging.h"
+#include "common/progress.h"
+#include "media_agent/consolidator.h"
+#include "media_agent/garbage_collector.h"
+#include "media_agent/repository.h"
+#include "media_agent/retention.h"
+#include "media_agent/verifier.h"
+
+namespace cairn {
+namespace {
+
+using nlohmann::json;
+
+json ManifestJson(const Manifest& m) {
+  uint64_t zero = 0;
+  for (const auto& c : m.chunks) zero += c.IsZero();
+  return json{{"backup_id", m.backup_id},
+              {"source", m.source},
+              {"kind", std::string(BackupKindName(m.kind))},
+              {"parent_id", m.parent_id},
+              {"created", cli::FormatTimestamp(m.created_unix_us)},
+              {"created_unix_us", m.created_unix_us},
+              {"image_size", m.image_size},
+              {"chunk_size", m.chunk_size},
+              {"chunks", m.chunks.size()},
+              {"zero_chunks", zero},
+              {"encrypted", m.encrypted()},
+              {"key_fingerprint", HexEncode(m.key_fingerprint)},
+              {"consolidated_from", m.consolidated_from}};
+}
+
+struct Common {
+  std::string store;
+  bool json = false;
+};
+
+int Finish(const StatusOr<json>& r, bool as_json, int exit_if_ok = 0) {
+  if (!r.ok()) return cli::ReportError(r.status(), as_json);
+  if (as_json) cli::PrintJson(*r);
+  return exit_if_ok;
+}
+
+}  // namespace
+}  // namespace cairn
+
+int main(int argc, char** argv) {
+  using namespace cairn;
+  CLI::App app{"cairn-media: Cairn media agent (chunk store administration)"};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  Common c;
+  auto add_common = [&](CLI::App* cmd) {
+    cmd->add_option("--store", c.store, "Repository directory")->required();
+    cmd->add_flag("--json", c.json, "Machine-readable output");
+  };
+
+  auto* store = app.add_subcommand("store", "Repository administration");
+  store->require_subcommand(1);
+  auto* init = store->add_subcommand("init", "Create an empty repository");
+  add_common(init);
+  auto* list = store->add_subcommand("list", "List backups");
+  add_common(list);
+  auto* show = store->add_subcommand("show", "Show one backup's manifest");
+  add_common(show);
+  std::string show_id;
+  show->add_option("--backup", show_id, "Backup id")->required();
+
+  auto* verify = store->add_subcommand(
+      "verify", "Check every chunk the backups reference; exit 1 if any is damaged");
+  add_common(verify);
+  std::vector<std::string> verify_ids;
+  std::string verify_key;
+  int verify_threads = 2;
+  verify->add_option("--backup", verify_ids, "Only these backups (repeatable)");
+  verify->add_option("--key-file", verify_key, "Data key: also check GCM tags and ids");
+  verify->add_option("--threads", verify_threads, "Parallel readers (default 2)");
+
+  auto* gc = store->add_subcommand("gc", "Remove chunks no backup references");
+  add_common(gc);
+  bool gc_dry = false;
+  gc->add_flag("--dry-run", gc_dry, "Report what would be removed, remove nothing");
+
+  auto* prune = store->add_subcommand("prune", "Remove backups a retention policy does not keep");
+  add_common(prune);
+  PruneOptions prune_opts;
+  prune->add_option("--keep-last", prune_opts.policy.keep_last, "Keep the N newest");
+  prune->add_option("--keep-hourly", prune_opts.policy.keep_hourly, "Keep one per hour for N hours");
+  prune->add_option("--keep-daily", prune_opts.policy.keep_daily, "Keep one per day for N days");
+  prune->add_option("--keep-weekly", prune_opts.policy.keep_weekly, "Keep one per week for N weeks");
+  prune->add_option("--keep-monthly", prune_opts.policy.keep_monthly, "Keep one per month for N months");
+  prune->add_option("--keep-yearly", prune_opts.policy.keep_yearly, "Keep one per year for N years");
+  prune->add_option("--source", prune_opts.source, "Only backups of this source");
+  prune->add_flag("--dry-run", prune_opts.dry_run, "List what would go, remove nothing");
+
+  auto* consolidate = store->add_subcommand(
+      "consolidate", "Merge a full and its incrementals into a synthetic full (no chunk is read)");
+  add_common(consolidate);
+  ConsolidateOptions cons;
+  std::string cons_key;
+  consolidate->add_option("--backup", cons.tip_id, "Newest backup of the chain")->required();
+  consolidate->add_option("--id", cons.new_id, "Id of the synthetic full (default <backup>.full)");
+  consolidate->add_option("--key-file", cons_key, "Data key (to sign an encrypted chain)");
+  consolidate->add_flag("--retire", cons.retire_chain, "Delete the chain's manifests afterwards");
+
+  auto* key = app.add_subcommand("key", "Data keys");
+  key->require_subcommand(1);
+  auto* keygen = key->add_subcommand("generate", "Write a new random data key file (mode 0600)");
+  std::string key_out;
+  bool key_json = false;
+  keygen->add_option("--out", key_out, "Key file to create")->required();
+  keygen->add_flag("--json", key_json, "Machine-readable output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (Status s = InitLogging("cairn-media", log_level); !s.ok()) {
+    return cli::ReportError(s, false);
+  }
+
+  if (keygen->parsed()) {
+    if (Env::Default()->FileExists(key_out).value_or(false)) {
+      return cli::ReportError(absl::AlreadyExistsError(key_out + " already exists"), key_json);
+    }
+    DataKey k = DataKey::Generate();
+    if (Status s = k.SaveToFile(key_out); !s.ok()) return cli::ReportError(s, key_json);
+    if (key_json) {
+      cli::PrintJson({{"key_file", key_out}, {"fingerprint", k.FingerprintHex()}});
+    } else {
+      std::cout << "wrote " << key_out << " (fingerprint " << k.FingerprintHex() << ")\n";
+    }
+    return 0;
+  }
+
+  RepositoryOptions ropts;
+  ropts.create_if_missing = init->parsed();
+  auto repo_or = Repository::Open(c.store, ropts);
+  if (!repo_or.ok()) return cli::ReportError(repo_or.status(), c.json);
+  Repository* repo = repo_or->get();
+
+  if (init->parsed()) {
+    if (!c.json) std::cout << "repository ready at " << c.store << "\n";
+    return Finish(json{{"store", c.store}}, c.json);
+  }
+  if (list->parsed()) {
+    auto r = [&]() -> StatusOr<json> {
+      CAIRN_ASSIGN_OR_RETURN(auto ids, repo->manifests().List());
+      json arr = json::array();
+      for (const auto& id : ids) {
+        auto m = repo->LoadManifest(id, nullptr);
+        if (!m.ok()) {
+          arr.push_back({{"backup_id", id}, {"error", std::string(m.status().message())}});
+          if (!c.json) std::cout << id << "  DAMAGED: " << m.status().message() << "\n";
+          continue;
+        }
+        arr.push_back(ManifestJson(*m));
+        if (!c.json) {
+          std::cout << m->backup_id << "  " << cli::FormatTimestamp(m->created_unix_us) << "  "
+                    << BackupKindName(m->kind) << "  " << FormatBytes(m->image_size) << "  "
+                    << m->source << (m->encrypted() ? "  encrypted" : "") << "\n";
+        }
+      }
+      return json{{"backups", arr}};
+    }();
+    return Finish(r, c.json);
+  }
+  if (show->parsed()) {
+    auto m = repo->LoadManifest(show_id, nullptr);
+    if (!m.ok()) return cli::ReportError(m.status(), c.json);
+    json j = ManifestJson(*m);
+    if (!c.json) std::cout << j.dump(2) << "\n";
+    return Finish(j, c.json);
+  }
+  if (verify->parsed()) {
+    auto key_or = cli::LoadOptionalKey(verify_key);
+    if (!key_or.ok()) return cli::ReportError(key_or.status(), c.json);
+    VerifyOptions vo;
+    vo.backup_ids = verify_ids;
+    vo.key = key_or->get();
+    vo.threads = verify_threads;
+    auto report = VerifyRepository(repo, vo);
+    if (!report.ok()) return cli::ReportError(report.status(), c.json);
+    json bad = json::array();
+    for (const auto& b : report->bad_chunks) {
+      bad.push_back({{"chunk", b.id.ToHex()},
+                     {"path", b.path},
+                     {"error", b.error},
+                     {"affected_backups", b.affected_backups}});
+      if (!c.json) {
+        std::cout << "BAD chunk " << b.id.ToHex() << " (" << b.path << "): " << b.error
+                  << "\n    affects:";
+        for (const auto& id : b.affected_backups) std::cout << " " << id;
+        std::cout << "\n";
+      }
+    }
+    json bad_manifests = json::array();
+    for (const auto& b : report->bad_manifests) {
+      bad_manifests.push_back({{"backup_id", b.backup_id}, {"error", b.error}});
+      if (!c.json) std::cout << "BAD manifest " << b.backup_id << ": " << b.error << "\n";
+    }
+    json j{{"ok", report->ok()},
+           {"backups_checked", report->backups_checked},
+           {"chunks_checked", report->chunks_checked},
+           {"chunks_deep_checked", report->chunks_deep_checked},
+           {"stored_bytes_checked", report->stored_bytes_checked},
+           {"bad_chunks", bad},
+           {"bad_manifests", bad_manifests},
+           {"damaged_backups", report->damaged_backups}};
+    if (!c.json) {
+      std::cout << (report->ok() ? "OK: " : "DAMAGED: ") << report->backups_checked
+                << " backups, " << report->chunks_checked << " chunks ("
+                << report->chunks_deep_checked << " decoded and re-hashed), "
+                << report->damaged_backups.size() << " backups damaged\n";
+    }
+    return Finish(j, c.json, report->ok() ? 0 : 1);
+  }
+  if (gc->parsed()) {
+    GcOptions go;
+    go.dry_run = gc_dry;
+    auto r = CollectGarbage(repo, go);
+    if (!r.ok()) return cli::ReportError(r.status(), c.json);
+    if (!c.json) {
+      std::cout << (gc_dry ? "would remove " : "removed ") << r->chunks_removed << " of "
+                << r->chunks_scanned << " chunks (" << FormatBytes(r->bytes_removed)
+                << "); " << r->chunks_referenced << " referenced by " << r->manifests_marked
+                << " backups\n";
+    }
+    return Finish(json{{"dry_run", gc_dry},
+                       {"manifests_marked", r->manifests_marked},
+                       {"chunks_referenced", r->chunks_referenced},
+                       {"chunks_scanned", r->chunks_scanned},
+                       {"chunks_removed", r->chunks_removed},
+                       {"bytes_removed", r->bytes_removed},
+                       {"chunks_kept_in_flight", r->chunks_kept_in_flight}},
+                  c.json);
+  }
+  if (prune->parsed()) {
+    auto r = Prune(repo, prune_opts);
+    if (!r.ok()) return cli::ReportError(r.status(), c.json);
+    json arr = json::array();
+    for (const auto& d : r->decisions) {
+      arr.push_back({{"backup_id", d.backup.backup_id},
+                     {"source", d.backup.source},
+                     {"created", cli::FormatTimestamp(d.backup.created_unix_us)},
+                     {"keep", d.keep},
+                     {"reasons", d.reasons}});
+      if (!c.json) {
+        std::cout << (d.keep ? "keep   " : (prune_opts.dry_run ? "would remove " : "remove "))
+                  << d.backup.backup_id << "  " << cli::FormatTimestamp(d.backup.created_unix_us);
+        for (const auto& reason : d.reasons) std::cout << "  [" << reason << "]";
+        std::cout << "\n";
+      }
+    }
+    return Finish(json{{"dry_run", prune_opts.dry_run}, {"removed", r->removed}, {"decisions", arr}},
+                  c.json);
+  }
+  if (consolidate->parsed()) {
+    auto key_or = cli::LoadOptionalKey(cons_key);
+    if (!key_or.ok()) return cli::ReportError(key_or.status(), c.json);
+    cons.key = key_or->get();
+    auto r = Consolidate(repo, cons);
+    if (!r.ok()) return cli::ReportError(r.status(), c.json);
+    if (!c.json) {
+      std::cout << "synthetic full " << r->manifest.backup_id << " made from "
+                << r->chain.size() << " backups" << (r->retired.empty() ? "" : "; chain retired")
+                << "\n";
+    }
+    return Finish(json{{"backup_id", r->manifest.backup_id}, {"chain", r->chain}, {"retired", r->retired}},
+                  c.json);
+  }
+  return 2;
+}
