@@ -36,29 +36,50 @@ std::string NewBackupId(const std::string& source_name, int64_t unix_us) {
   return StrCat(clean, "-", stamp, "-", HexEncode(crypto::RandomString(2)));
 }
 
-StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
-  CAIRN_RETURN_IF_ERROR(ValidateChunkSize(req.chunk_size));
-  CAIRN_RETURN_IF_ERROR(ValidateZstdLevel(req.zstd_level));
-  auto start = std::chrono::steady_clock::now();
-  int64_t now_us = absl::ToUnixMicros(absl::Now());
+StatusOr<std::string> SourceState(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) return std::string();
+  return StrCat("file dev=", static_cast<uint64_t>(st.st_dev),
+                " ino=", static_cast<uint64_t>(st.st_ino), " size=",
+                static_cast<int64_t>(st.st_size), " mtime=",
+                static_cast<int64_t>(st.st_mtim.tv_sec), ".",
+                static_cast<int64_t>(st.st_mtim.tv_nsec), " ctime=",
+                static_cast<int64_t>(st.st_ctim.tv_sec), ".",
+                static_cast<int64_t>(st.st_ctim.tv_nsec));
+}
 
-  CAIRN_ASSIGN_OR_RETURN(auto source, Env::Default()->NewRandomAccessFile(req.source_path));
-  CAIRN_ASSIGN_OR_RETURN(uint64_t size, source->Size());
+namespace {
 
-  Manifest m;
-  m.backup_id = req.backup_id.empty() ? NewBackupId(req.source_name, now_us) : req.backup_id;
-  CAIRN_RETURN_IF_ERROR(ValidateBackupId(m.backup_id));
-  m.source = req.source_name;
-  m.kind = req.parent_id.empty() ? BackupKind::kFull : BackupKind::kIncremental;
-  m.parent_id = req.parent_id;
-  m.created_unix_us = now_us;
-  m.image_size = size;
-  m.chunk_size = req.chunk_size;
-  m.profile_ref = req.profile_ref;
-  if (req.key != nullptr) m.key_fingerprint = req.key->fingerprint();
-  const uint64_t count = m.ChunkCount();
-  m.chunks.assign(count, ChunkId::Zero());
+// An unchanged image file: the parent's chunk table is the answer. Every id
+// still goes through HasChunks, which pins the chunks against GC and proves
+// they are still stored (a pruned and collected chunk makes this fail, and
+// the caller falls back to reading).
+StatusOr<bool> ReuseParent(const BackupRequest& req, ChunkSink* sink, Manifest* m) {
+  const Manifest& p = *req.parent;
+  if (req.force_read || m->source_state.empty() || p.source_state != m->source_state ||
+      p.image_size != m->image_size || p.chunk_size != m->chunk_size ||
+      p.key_fingerprint != m->key_fingerprint) {
+    return false;
+  }
+  std::vector<ChunkId> ids;
+  for (const ChunkId& id : p.chunks) {
+    if (!id.IsZero()) ids.push_back(id);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto present, sink->HasChunks(ids));
+  for (bool b : present) {
+    if (!b) return false;
+  }
+  m->chunks = p.chunks;
+  return true;
+}
 
+// Reads every chunk of the source with parallel workers, fills m->chunks and
+// sends the sink what it lacks. Adds to *out.
+Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
+                   ChunkSink* sink, Manifest* manifest, BackupStats* out) {
+  Manifest& m = *manifest;
+  const uint64_t count = m.chunks.size();
   const uint64_t per_batch =
       std::max<uint64_t>(1, req.batch_bytes / req.chunk_size);
   const uint64_t batches = (count + per_batch - 1) / per_batch;
@@ -70,7 +91,6 @@ StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
   std::atomic<bool> failed{false};
   std::mutex mu;
   Status first_error;
-  BackupStats totals;
 
   auto worker = [&]() {
     std::vector<std::string> buffers(per_batch);
@@ -96,7 +116,7 @@ StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
         uint32_t len = m.ChunkLength(i);
         buf.resize(len);
         std::string_view got;
-        Status s = source->Read(i * req.chunk_size, len, buf.data(), &got);
+        Status s = source.Read(i * req.chunk_size, len, buf.data(), &got);
         if (s.ok() && got.size() != len) {
           s = absl::DataLossError(StrCat(req.source_path, " shrank during backup"));
         }
@@ -137,19 +157,63 @@ StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
       }
     }
     std::lock_guard<std::mutex> lock(mu);
-    totals.chunks_zero += local.chunks_zero;
-    totals.chunks_new += local.chunks_new;
-    totals.chunks_present += local.chunks_present;
-    totals.bytes_read += local.bytes_read;
-    totals.new_plain_bytes += local.new_plain_bytes;
-    totals.new_stored_bytes += local.new_stored_bytes;
+    out->chunks_zero += local.chunks_zero;
+    out->chunks_new += local.chunks_new;
+    out->chunks_present += local.chunks_present;
+    out->bytes_read += local.bytes_read;
+    out->new_plain_bytes += local.new_plain_bytes;
+    out->new_stored_bytes += local.new_stored_bytes;
   };
 
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
-  if (!first_error.ok()) return first_error;
+  return first_error;
+
+}
+
+}  // namespace
+
+StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
+  CAIRN_RETURN_IF_ERROR(ValidateChunkSize(req.chunk_size));
+  CAIRN_RETURN_IF_ERROR(ValidateZstdLevel(req.zstd_level));
+  auto start = std::chrono::steady_clock::now();
+  int64_t now_us = absl::ToUnixMicros(absl::Now());
+
+  CAIRN_ASSIGN_OR_RETURN(auto source, Env::Default()->NewRandomAccessFile(req.source_path));
+  CAIRN_ASSIGN_OR_RETURN(uint64_t size, source->Size());
+
+  Manifest m;
+  m.backup_id = req.backup_id.empty() ? NewBackupId(req.source_name, now_us) : req.backup_id;
+  CAIRN_RETURN_IF_ERROR(ValidateBackupId(m.backup_id));
+  m.source = req.source_name;
+  m.kind = req.parent == nullptr ? BackupKind::kFull : BackupKind::kIncremental;
+  if (req.parent != nullptr) m.parent_id = req.parent->backup_id;
+  CAIRN_ASSIGN_OR_RETURN(m.source_state, SourceState(req.source_path));
+  m.created_unix_us = now_us;
+  m.image_size = size;
+  m.chunk_size = req.chunk_size;
+  m.profile_ref = req.profile_ref;
+  if (req.key != nullptr) m.key_fingerprint = req.key->fingerprint();
+  const uint64_t count = m.ChunkCount();
+  BackupStats totals;
+  if (req.parent != nullptr) {
+    CAIRN_ASSIGN_OR_RETURN(totals.source_unchanged, ReuseParent(req, sink, &m));
+  }
+  if (totals.source_unchanged) {
+    for (const ChunkId& id : m.chunks) {
+      if (id.IsZero()) {
+        ++totals.chunks_zero;
+      } else {
+        ++totals.chunks_present;
+      }
+    }
+    if (req.progress) req.progress->Add(size);
+  } else {
+    m.chunks.assign(count, ChunkId::Zero());
+    CAIRN_RETURN_IF_ERROR(ReadAndSend(req, *source, sink, &m, &totals));
+  }
 
   CAIRN_ASSIGN_OR_RETURN(std::string encoded, EncodeManifest(m, req.key));
   CAIRN_RETURN_IF_ERROR(sink->Commit(m.backup_id, encoded));

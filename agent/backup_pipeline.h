@@ -30,7 +30,12 @@ struct BackupRequest {
   std::string source_path;   // block device or image file, opened read-only
   std::string source_name;   // client or source name recorded in the manifest
   std::string backup_id;     // empty: generated from source name and time
-  std::string parent_id;     // non-empty: an incremental of this backup
+  // An incremental of this backup (not owned; null for a full). Its chunk
+  // table is reused without reading the source when the source is an image
+  // file whose state (device, inode, size, mtime, ctime) is unchanged since,
+  // unless `force_read`.
+  const Manifest* parent = nullptr;
+  bool force_read = false;
   std::string profile_ref;   // optional hardware profile reference
   uint32_t chunk_size = kDefaultChunkSize;
   int zstd_level = 1;
@@ -49,6 +54,7 @@ struct BackupStats {
   uint64_t bytes_read = 0;
   uint64_t new_plain_bytes = 0;
   uint64_t new_stored_bytes = 0;  // after compression and encryption
+  bool source_unchanged = false;  // parent's chunk table reused, nothing read
   double seconds = 0;
 };
 
@@ -60,6 +66,10 @@ struct BackupResult {
 // Generates an id "<source>-<UTC yyyymmddThhmmssZ>-<4 random hex>", with the
 // source name reduced to the characters a backup id allows.
 std::string NewBackupId(const std::string& source_name, int64_t unix_us);
+
+// The state string recorded in Manifest::source_state for `path`: empty for
+// anything but a regular file.
+StatusOr<std::string> SourceState(const std::string& path);
 
 StatusOr<BackupResult> RunBackup(const BackupRequest& request, ChunkSink* sink);
 

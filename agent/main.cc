@@ -3,7 +3,8 @@
 // single-machine mode); the network mode arrives with the server.
 #include <CLI/CLI.hpp>
 
-#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -23,16 +24,22 @@ namespace {
 // Runs `op` while a ProgressPrinter reports `counter` on stderr.
 template <typename Op>
 auto WithProgress(const std::string& label, ProgressCounter* counter, bool quiet, Op op) {
-  std::atomic<bool> done{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
   ProgressPrinter printer(label);
   std::thread ticker([&] {
-    while (!done.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // UI refresh tick
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return done; })) {
       if (!quiet) printer.Update(counter->Snapshot());
     }
   });
   auto result = op();
-  done = true;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
   ticker.join();
   if (!quiet && result.ok()) printer.Finish(counter->Snapshot());
   return result;
@@ -60,7 +67,7 @@ StatusOr<std::string> LatestBackupOf(Repository* repo, const std::string& source
 struct BackupArgs {
   std::string store, source, name, id, parent, key_file, chunk_size = "4MiB";
   int zstd_level = 1, threads = 0;
-  bool incremental = false, json = false, quiet = false;
+  bool incremental = false, force_read = false, json = false, quiet = false;
 };
 
 int RunBackupCommand(const BackupArgs& a) {
@@ -73,14 +80,17 @@ int RunBackupCommand(const BackupArgs& a) {
     req.source_path = a.source;
     req.source_name = a.name.empty() ? a.source : a.name;
     req.backup_id = a.id;
-    req.parent_id = a.parent;
-    if (a.incremental && req.parent_id.empty()) {
-      CAIRN_ASSIGN_OR_RETURN(req.parent_id, LatestBackupOf(repo.get(), req.source_name));
+    std::string parent_id = a.parent;
+    if (a.incremental && parent_id.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(parent_id, LatestBackupOf(repo.get(), req.source_name));
     }
-    if (!req.parent_id.empty()) {
-      CAIRN_ASSIGN_OR_RETURN(bool exists, repo->manifests().Exists(req.parent_id));
-      if (!exists) return absl::NotFoundError("no backup '" + req.parent_id + "'");
+    Manifest parent;
+    if (!parent_id.empty()) {
+      // With the key, the parent's signature is checked before it is trusted.
+      CAIRN_ASSIGN_OR_RETURN(parent, repo->LoadManifest(parent_id, key.get()));
+      req.parent = &parent;
     }
+    req.force_read = a.force_read;
     req.chunk_size = static_cast<uint32_t>(chunk_size);
     req.zstd_level = a.zstd_level;
     req.key = key.get();
@@ -109,6 +119,7 @@ int RunBackupCommand(const BackupArgs& a) {
         {"new_plain_bytes", s.new_plain_bytes},
         {"new_stored_bytes", s.new_stored_bytes},
         {"encrypted", r.manifest.encrypted()},
+        {"source_unchanged", s.source_unchanged},
         {"seconds", s.seconds},
         {"bytes_per_second", s.seconds > 0 ? s.image_size / s.seconds : 0}};
   };
@@ -187,6 +198,8 @@ int main(int argc, char** argv) {
   backup->add_option("--parent", b.parent, "Make an incremental of this backup");
   backup->add_flag("--incremental", b.incremental,
                    "Make an incremental of the newest backup of this source");
+  backup->add_flag("--force-read", b.force_read,
+                   "Read the whole source even if it is an image file unchanged since the parent");
   backup->add_option("--chunk-size", b.chunk_size,
                      "Chunk size, a power of two from 64KiB to 16MiB (default 4MiB)");
   backup->add_option("--zstd-level", b.zstd_level, "zstd level 1-19 (default 1)");

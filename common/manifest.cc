@@ -96,6 +96,7 @@ StatusOr<std::string> EncodeManifest(const Manifest& m, const DataKey* key) {
   PutFixed32(&out, m.chunk_size);
   PutLengthPrefixed(&out, m.key_fingerprint);
   PutLengthPrefixed(&out, m.profile_ref);
+  PutLengthPrefixed(&out, m.source_state);
   PutVarint64(&out, m.consolidated_from.size());
   for (const auto& id : m.consolidated_from) PutLengthPrefixed(&out, id);
 
@@ -174,6 +175,8 @@ StatusOr<Manifest> DecodeManifest(std::string_view data, std::string_view name,
   m.key_fingerprint = std::string(s);
   d.GetLengthPrefixed(&s, kMaxString);
   m.profile_ref = std::string(s);
+  d.GetLengthPrefixed(&s, kMaxString);
+  m.source_state = std::string(s);
   d.GetVarint64(&n_consolidated);
   if (!d.ok()) return damaged("truncated header");
   if (n_consolidated > kMaxConsolidated) return damaged("too many consolidated ids");

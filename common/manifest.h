@@ -49,6 +49,11 @@ struct Manifest {
   uint32_t chunk_size = kDefaultChunkSize;
   std::string key_fingerprint;  // 16 raw bytes, empty if not encrypted
   std::string profile_ref;      // hardware profile reference, may be empty
+  // What the agent saw of its source (docs/formats/manifest.md): for an image
+  // file its device, inode, size, mtime and ctime; empty for block devices.
+  // An incremental whose source state is unchanged reuses the parent's chunk
+  // table without reading the source (like restic's and borg's file cache).
+  std::string source_state;
   std::vector<std::string> consolidated_from;  // synthetic fulls only
   // ceil(image_size / chunk_size) entries; ChunkId::Zero() for zero chunks.
   std::vector<ChunkId> chunks;

@@ -14,7 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libguestfs-dev nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin
   # Tools used by the demo, the tests and the benchmarks
-  zstd e2fsprogs dosfstools fdisk parted util-linux kmod time
+  zstd e2fsprogs dosfstools mtools fdisk parted util-linux kmod time
   qemu-system-x86 qemu-utils ovmf debootstrap
   grub-pc-bin grub-efi-amd64-bin grub2-common
   libguestfs-tools linux-image-amd64 fuse3

@@ -32,12 +32,20 @@ class BackupRestoreTest : public ::testing::TestWithParam<Param> {
     testing::WriteFileOrDie(image_, image_data_);
   }
 
-  BackupResult Backup(const std::string& id, const std::string& parent = "") {
+  BackupResult Backup(const std::string& id, const std::string& parent = "",
+                      bool force_read = false) {
     BackupRequest req;
+    Manifest parent_manifest;
+    if (!parent.empty()) {
+      auto pm = repo_->LoadManifest(parent, key_.get());
+      EXPECT_TRUE(pm.ok()) << pm.status();
+      parent_manifest = *pm;
+      req.parent = &parent_manifest;
+    }
+    req.force_read = force_read;
     req.source_path = image_;
     req.source_name = "host-a";
     req.backup_id = id;
-    req.parent_id = parent;
     req.chunk_size = GetParam().chunk_size;
     req.key = key_.get();
     req.threads = GetParam().threads;
@@ -82,12 +90,47 @@ TEST_P(BackupRestoreTest, FullBackupRestoresByteExact) {
   EXPECT_EQ(Restore("full"), image_data_);
 }
 
-TEST_P(BackupRestoreTest, UnchangedSecondBackupSendsNothing) {
+TEST_P(BackupRestoreTest, UnchangedImageFileReusesParentWithoutReading) {
   Backup("b1");
   BackupResult r2 = Backup("b2", "b1");
   EXPECT_EQ(r2.manifest.kind, BackupKind::kIncremental);
+  EXPECT_EQ(r2.manifest.parent_id, "b1");
+  EXPECT_TRUE(r2.stats.source_unchanged);
+  EXPECT_EQ(r2.stats.bytes_read, 0u);
+  EXPECT_EQ(r2.stats.chunks_new, 0u);
+  EXPECT_EQ(Restore("b2"), image_data_);
+}
+
+TEST_P(BackupRestoreTest, ForcedReadOfUnchangedImageSendsNothing) {
+  Backup("b1");
+  BackupResult r2 = Backup("b2", "b1", /*force_read=*/true);
+  EXPECT_FALSE(r2.stats.source_unchanged);
+  EXPECT_EQ(r2.stats.bytes_read, image_data_.size());
   EXPECT_EQ(r2.stats.chunks_new, 0u);
   EXPECT_EQ(r2.stats.new_stored_bytes, 0u);
+  EXPECT_EQ(Restore("b2"), image_data_);
+}
+
+TEST_P(BackupRestoreTest, TouchedImageIsReadAgain) {
+  Backup("b1");
+  testing::WriteFileOrDie(image_, image_data_);  // same bytes, new mtime and ctime
+  BackupResult r2 = Backup("b2", "b1");
+  EXPECT_FALSE(r2.stats.source_unchanged);
+  EXPECT_EQ(r2.stats.bytes_read, image_data_.size());
+  EXPECT_EQ(r2.stats.chunks_new, 0u);
+}
+
+TEST_P(BackupRestoreTest, ParentWhoseChunksWereCollectedIsNotTrusted) {
+  BackupResult r1 = Backup("b1");
+  // Lose one of the parent's chunks: the reuse path must notice and read.
+  ChunkId lost;
+  for (const auto& id : r1.manifest.chunks) {
+    if (!id.IsZero()) lost = id;
+  }
+  ASSERT_TRUE(repo_->chunks().Remove(lost).ok());
+  BackupResult r2 = Backup("b2", "b1");
+  EXPECT_FALSE(r2.stats.source_unchanged);
+  EXPECT_EQ(r2.stats.chunks_new, 1u);
   EXPECT_EQ(Restore("b2"), image_data_);
 }
 

@@ -32,7 +32,13 @@ class RepoFixture : public ::testing::Test {
     req.source_path = path;
     req.source_name = source;
     req.backup_id = id;
-    req.parent_id = parent;
+    Manifest parent_manifest;
+    if (!parent.empty()) {
+      auto pm = repo_->LoadManifest(parent, key);
+      EXPECT_TRUE(pm.ok()) << pm.status();
+      if (pm.ok()) parent_manifest = *pm;
+      req.parent = &parent_manifest;
+    }
     req.chunk_size = 64 << 10;
     req.key = key;
     auto session = repo_->BeginBackup();
