@@ -10,7 +10,6 @@
 #include <mutex>
 #include <thread>
 
-#include "common/strings.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/chunk_format.h"
@@ -18,6 +17,7 @@
 #include "common/compression.h"
 #include "common/crypto.h"
 #include "common/env.h"
+#include "common/strings.h"
 
 namespace cairn {
 
@@ -31,8 +31,8 @@ std::string NewBackupId(const std::string& source_name, int64_t unix_us) {
   }
   while (!clean.empty() && clean[0] == '.') clean.erase(0, 1);
   if (clean.empty()) clean = "backup";
-  std::string stamp = absl::FormatTime("%Y%m%dT%H%M%SZ", absl::FromUnixMicros(unix_us),
-                                       absl::UTCTimeZone());
+  std::string stamp = absl::FormatTime(
+      "%Y%m%dT%H%M%SZ", absl::FromUnixMicros(unix_us), absl::UTCTimeZone());
   return StrCat(clean, "-", stamp, "-", HexEncode(crypto::RandomString(2)));
 }
 
@@ -41,11 +41,11 @@ StatusOr<std::string> SourceState(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
   if (!S_ISREG(st.st_mode)) return std::string();
   return StrCat("file dev=", static_cast<uint64_t>(st.st_dev),
-                " ino=", static_cast<uint64_t>(st.st_ino), " size=",
-                static_cast<int64_t>(st.st_size), " mtime=",
-                static_cast<int64_t>(st.st_mtim.tv_sec), ".",
-                static_cast<int64_t>(st.st_mtim.tv_nsec), " ctime=",
-                static_cast<int64_t>(st.st_ctim.tv_sec), ".",
+                " ino=", static_cast<uint64_t>(st.st_ino),
+                " size=", static_cast<int64_t>(st.st_size),
+                " mtime=", static_cast<int64_t>(st.st_mtim.tv_sec), ".",
+                static_cast<int64_t>(st.st_mtim.tv_nsec),
+                " ctime=", static_cast<int64_t>(st.st_ctim.tv_sec), ".",
                 static_cast<int64_t>(st.st_ctim.tv_nsec));
 }
 
@@ -55,10 +55,12 @@ namespace {
 // still goes through HasChunks, which pins the chunks against GC and proves
 // they are still stored (a pruned and collected chunk makes this fail, and
 // the caller falls back to reading).
-StatusOr<bool> ReuseParent(const BackupRequest& req, ChunkSink* sink, Manifest* m) {
+StatusOr<bool> ReuseParent(const BackupRequest& req, ChunkSink* sink,
+                           Manifest* m) {
   const Manifest& p = *req.parent;
-  if (req.force_read || m->source_state.empty() || p.source_state != m->source_state ||
-      p.image_size != m->image_size || p.chunk_size != m->chunk_size ||
+  if (req.force_read || m->source_state.empty() ||
+      p.source_state != m->source_state || p.image_size != m->image_size ||
+      p.chunk_size != m->chunk_size ||
       p.key_fingerprint != m->key_fingerprint) {
     return false;
   }
@@ -83,9 +85,12 @@ Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
   const uint64_t per_batch =
       std::max<uint64_t>(1, req.batch_bytes / req.chunk_size);
   const uint64_t batches = (count + per_batch - 1) / per_batch;
-  int threads = req.threads > 0 ? req.threads
-                                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<int>(std::min<uint64_t>(threads, std::max<uint64_t>(batches, 1)));
+  int threads =
+      req.threads > 0
+          ? req.threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = static_cast<int>(
+      std::min<uint64_t>(threads, std::max<uint64_t>(batches, 1)));
 
   std::atomic<uint64_t> next_batch{0};
   std::atomic<bool> failed{false};
@@ -118,7 +123,8 @@ Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
         std::string_view got;
         Status s = source.Read(i * req.chunk_size, len, buf.data(), &got);
         if (s.ok() && got.size() != len) {
-          s = absl::DataLossError(StrCat(req.source_path, " shrank during backup"));
+          s = absl::DataLossError(
+              StrCat(req.source_path, " shrank during backup"));
         }
         if (!s.ok()) return fail(s);
         local.bytes_read += len;
@@ -170,7 +176,6 @@ Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
   worker();
   for (auto& t : pool) t.join();
   return first_error;
-
 }
 
 }  // namespace
@@ -181,11 +186,13 @@ StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
   auto start = std::chrono::steady_clock::now();
   int64_t now_us = absl::ToUnixMicros(absl::Now());
 
-  CAIRN_ASSIGN_OR_RETURN(auto source, Env::Default()->NewRandomAccessFile(req.source_path));
+  CAIRN_ASSIGN_OR_RETURN(auto source,
+                         Env::Default()->NewRandomAccessFile(req.source_path));
   CAIRN_ASSIGN_OR_RETURN(uint64_t size, source->Size());
 
   Manifest m;
-  m.backup_id = req.backup_id.empty() ? NewBackupId(req.source_name, now_us) : req.backup_id;
+  m.backup_id = req.backup_id.empty() ? NewBackupId(req.source_name, now_us)
+                                      : req.backup_id;
   CAIRN_RETURN_IF_ERROR(ValidateBackupId(m.backup_id));
   m.source = req.source_name;
   m.kind = req.parent == nullptr ? BackupKind::kFull : BackupKind::kIncremental;
@@ -221,7 +228,8 @@ StatusOr<BackupResult> RunBackup(const BackupRequest& req, ChunkSink* sink) {
   totals.image_size = size;
   totals.chunks_total = count;
   totals.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return BackupResult{std::move(m), totals};
 }
 

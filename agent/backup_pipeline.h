@@ -27,21 +27,21 @@
 namespace cairn {
 
 struct BackupRequest {
-  std::string source_path;   // block device or image file, opened read-only
-  std::string source_name;   // client or source name recorded in the manifest
-  std::string backup_id;     // empty: generated from source name and time
+  std::string source_path;  // block device or image file, opened read-only
+  std::string source_name;  // client or source name recorded in the manifest
+  std::string backup_id;    // empty: generated from source name and time
   // An incremental of this backup (not owned; null for a full). Its chunk
   // table is reused without reading the source when the source is an image
   // file whose state (device, inode, size, mtime, ctime) is unchanged since,
   // unless `force_read`.
   const Manifest* parent = nullptr;
   bool force_read = false;
-  std::string profile_ref;   // optional hardware profile reference
+  std::string profile_ref;  // optional hardware profile reference
   uint32_t chunk_size = kDefaultChunkSize;
   int zstd_level = 1;
-  const DataKey* key = nullptr;  // null: not encrypted. Not owned.
-  int threads = 0;               // 0: one per core
-  uint64_t batch_bytes = 32u << 20;  // per-worker read batch
+  const DataKey* key = nullptr;         // null: not encrypted. Not owned.
+  int threads = 0;                      // 0: one per core
+  uint64_t batch_bytes = 32u << 20;     // per-worker read batch
   ProgressCounter* progress = nullptr;  // optional; counts source bytes
 };
 

@@ -31,7 +31,8 @@ Status PwriteAll(int fd, const char* data, size_t n, uint64_t offset,
 
 }  // namespace
 
-StatusOr<RestoreStats> RestoreImage(ImageReader* reader, const std::string& target_path,
+StatusOr<RestoreStats> RestoreImage(ImageReader* reader,
+                                    const std::string& target_path,
                                     const RestoreOptions& options) {
   auto start = std::chrono::steady_clock::now();
   const Manifest& m = reader->manifest();
@@ -48,8 +49,9 @@ StatusOr<RestoreStats> RestoreImage(ImageReader* reader, const std::string& targ
     off_t end = ::lseek(fd, 0, SEEK_END);
     if (end < 0 || static_cast<uint64_t>(end) < m.image_size) {
       ::close(fd);
-      return absl::FailedPreconditionError(StrCat(
-          target_path, " holds ", end, " bytes; the image needs ", m.image_size));
+      return absl::FailedPreconditionError(StrCat(target_path, " holds ", end,
+                                                  " bytes; the image needs ",
+                                                  m.image_size));
     }
   } else if (::ftruncate(fd, 0) != 0 ||
              ::ftruncate(fd, static_cast<off_t>(m.image_size)) != 0) {
@@ -59,9 +61,10 @@ StatusOr<RestoreStats> RestoreImage(ImageReader* reader, const std::string& targ
   }
 
   const uint64_t count = m.chunks.size();
-  int threads = options.threads > 0
-                    ? options.threads
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads =
+      options.threads > 0
+          ? options.threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::atomic<uint64_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -79,7 +82,9 @@ StatusOr<RestoreStats> RestoreImage(ImageReader* reader, const std::string& targ
         continue;
       }
       Status s = reader->ReadChunk(i, &data);
-      if (s.ok()) s = PwriteAll(fd, data.data(), data.size(), i * m.chunk_size, target_path);
+      if (s.ok())
+        s = PwriteAll(fd, data.data(), data.size(), i * m.chunk_size,
+                      target_path);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;
@@ -106,7 +111,8 @@ StatusOr<RestoreStats> RestoreImage(ImageReader* reader, const std::string& targ
   stats.chunks_zero = zero;
   stats.bytes_written = bytes;
   stats.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return stats;
 }
 

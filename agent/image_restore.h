@@ -34,7 +34,8 @@ struct RestoreStats {
 
 // A block device target must be at least the image's size
 // (FailedPrecondition otherwise).
-StatusOr<RestoreStats> RestoreImage(ImageReader* reader, const std::string& target_path,
+StatusOr<RestoreStats> RestoreImage(ImageReader* reader,
+                                    const std::string& target_path,
                                     const RestoreOptions& options);
 
 }  // namespace cairn

@@ -2,11 +2,10 @@
 // or image file into a local repository and restores from one (the embedded
 // single-machine mode); the network mode arrives with the server.
 #include <CLI/CLI.hpp>
-
-#include <condition_variable>
-#include <mutex>
 #include <chrono>
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "agent/backup_pipeline.h"
@@ -23,14 +22,16 @@ namespace {
 
 // Runs `op` while a ProgressPrinter reports `counter` on stderr.
 template <typename Op>
-auto WithProgress(const std::string& label, ProgressCounter* counter, bool quiet, Op op) {
+auto WithProgress(const std::string& label, ProgressCounter* counter,
+                  bool quiet, Op op) {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
   ProgressPrinter printer(label);
   std::thread ticker([&] {
     std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return done; })) {
+    while (!cv.wait_for(lock, std::chrono::milliseconds(200),
+                        [&] { return done; })) {
       if (!quiet) printer.Update(counter->Snapshot());
     }
   });
@@ -46,7 +47,8 @@ auto WithProgress(const std::string& label, ProgressCounter* counter, bool quiet
 }
 
 // The newest backup of `source` in the repository, for --incremental.
-StatusOr<std::string> LatestBackupOf(Repository* repo, const std::string& source) {
+StatusOr<std::string> LatestBackupOf(Repository* repo,
+                                     const std::string& source) {
   CAIRN_ASSIGN_OR_RETURN(auto ids, repo->manifests().List());
   std::string best;
   int64_t best_time = INT64_MIN;
@@ -82,7 +84,8 @@ int RunBackupCommand(const BackupArgs& a) {
     req.backup_id = a.id;
     std::string parent_id = a.parent;
     if (a.incremental && parent_id.empty()) {
-      CAIRN_ASSIGN_OR_RETURN(parent_id, LatestBackupOf(repo.get(), req.source_name));
+      CAIRN_ASSIGN_OR_RETURN(parent_id,
+                             LatestBackupOf(repo.get(), req.source_name));
     }
     Manifest parent;
     if (!parent_id.empty()) {
@@ -95,7 +98,8 @@ int RunBackupCommand(const BackupArgs& a) {
     req.zstd_level = a.zstd_level;
     req.key = key.get();
     req.threads = a.threads;
-    CAIRN_ASSIGN_OR_RETURN(auto src, Env::Default()->NewRandomAccessFile(a.source));
+    CAIRN_ASSIGN_OR_RETURN(auto src,
+                           Env::Default()->NewRandomAccessFile(a.source));
     CAIRN_ASSIGN_OR_RETURN(uint64_t size, src->Size());
     ProgressCounter progress(size);
     req.progress = &progress;
@@ -130,8 +134,8 @@ int RunBackupCommand(const BackupArgs& a) {
     cli::PrintJson(j);
   } else {
     std::cout << "backup " << j["backup_id"].get<std::string>() << " ("
-              << j["kind"].get<std::string>() << ") committed: "
-              << FormatBytes(j["image_size"]) << " image, "
+              << j["kind"].get<std::string>()
+              << ") committed: " << FormatBytes(j["image_size"]) << " image, "
               << j["chunks_new"] << " new chunks ("
               << FormatBytes(j["new_stored_bytes"]) << " stored), "
               << j["chunks_deduplicated"] << " deduplicated, "
@@ -150,21 +154,21 @@ int RunRestoreCommand(const RestoreArgs& a) {
   auto run = [&]() -> StatusOr<nlohmann::json> {
     CAIRN_ASSIGN_OR_RETURN(auto key, cli::LoadOptionalKey(a.key_file));
     CAIRN_ASSIGN_OR_RETURN(auto repo, Repository::Open(a.store, {}));
-    CAIRN_ASSIGN_OR_RETURN(auto reader, ImageReader::Open(repo.get(), a.backup, key.get()));
+    CAIRN_ASSIGN_OR_RETURN(auto reader,
+                           ImageReader::Open(repo.get(), a.backup, key.get()));
     ProgressCounter progress(reader->size());
     RestoreOptions opts;
     opts.threads = a.threads;
     opts.progress = &progress;
     CAIRN_ASSIGN_OR_RETURN(
-        RestoreStats s, WithProgress("restore", &progress, a.quiet || a.json, [&] {
+        RestoreStats s,
+        WithProgress("restore", &progress, a.quiet || a.json, [&] {
           return RestoreImage(reader.get(), a.target, opts);
         }));
-    return nlohmann::json{{"backup_id", a.backup},
-                          {"target", a.target},
-                          {"image_size", s.image_size},
-                          {"chunks_written", s.chunks_written},
-                          {"chunks_zero", s.chunks_zero},
-                          {"seconds", s.seconds}};
+    return nlohmann::json{
+        {"backup_id", a.backup},        {"target", a.target},
+        {"image_size", s.image_size},   {"chunks_written", s.chunks_written},
+        {"chunks_zero", s.chunks_zero}, {"seconds", s.seconds}};
   };
   auto result = run();
   if (!result.ok()) return cli::ReportError(result.status(), a.json);
@@ -191,30 +195,45 @@ int main(int argc, char** argv) {
   auto* backup = app.add_subcommand(
       "backup", "Back up a block device or image file into a local repository");
   backup->add_option("--store", b.store, "Repository directory")->required();
-  backup->add_option("--source", b.source, "Block device or image file to back up")
+  backup
+      ->add_option("--source", b.source,
+                   "Block device or image file to back up")
       ->required();
-  backup->add_option("--name", b.name, "Source name recorded with the backup (default: the path)");
-  backup->add_option("--id", b.id, "Backup id (default: <name>-<time>-<random>)");
-  backup->add_option("--parent", b.parent, "Make an incremental of this backup");
+  backup->add_option(
+      "--name", b.name,
+      "Source name recorded with the backup (default: the path)");
+  backup->add_option("--id", b.id,
+                     "Backup id (default: <name>-<time>-<random>)");
+  backup->add_option("--parent", b.parent,
+                     "Make an incremental of this backup");
   backup->add_flag("--incremental", b.incremental,
                    "Make an incremental of the newest backup of this source");
   backup->add_flag("--force-read", b.force_read,
-                   "Read the whole source even if it is an image file unchanged since the parent");
-  backup->add_option("--chunk-size", b.chunk_size,
-                     "Chunk size, a power of two from 64KiB to 16MiB (default 4MiB)");
-  backup->add_option("--zstd-level", b.zstd_level, "zstd level 1-19 (default 1)");
-  backup->add_option("--key-file", b.key_file, "Encrypt with this data key file");
-  backup->add_option("--threads", b.threads, "Worker threads (default: one per core)");
+                   "Read the whole source even if it is an image file "
+                   "unchanged since the parent");
+  backup->add_option(
+      "--chunk-size", b.chunk_size,
+      "Chunk size, a power of two from 64KiB to 16MiB (default 4MiB)");
+  backup->add_option("--zstd-level", b.zstd_level,
+                     "zstd level 1-19 (default 1)");
+  backup->add_option("--key-file", b.key_file,
+                     "Encrypt with this data key file");
+  backup->add_option("--threads", b.threads,
+                     "Worker threads (default: one per core)");
   backup->add_flag("--json", b.json, "Machine-readable output");
   backup->add_flag("--quiet", b.quiet, "No progress output");
 
   RestoreArgs r;
-  auto* restore = app.add_subcommand("restore", "Restore a backup to a file or block device");
+  auto* restore = app.add_subcommand(
+      "restore", "Restore a backup to a file or block device");
   restore->add_option("--store", r.store, "Repository directory")->required();
   restore->add_option("--backup", r.backup, "Backup id")->required();
-  restore->add_option("--target", r.target, "Target file or block device")->required();
-  restore->add_option("--key-file", r.key_file, "Data key file (encrypted backups)");
-  restore->add_option("--threads", r.threads, "Worker threads (default: one per core)");
+  restore->add_option("--target", r.target, "Target file or block device")
+      ->required();
+  restore->add_option("--key-file", r.key_file,
+                      "Data key file (encrypted backups)");
+  restore->add_option("--threads", r.threads,
+                      "Worker threads (default: one per core)");
   restore->add_flag("--json", r.json, "Machine-readable output");
   restore->add_flag("--quiet", r.quiet, "No progress output");
 

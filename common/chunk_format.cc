@@ -3,11 +3,11 @@
 
 #include <cstring>
 
-#include "common/strings.h"
 #include "common/coding.h"
 #include "common/compression.h"
 #include "common/crc32c.h"
 #include "common/crypto.h"
+#include "common/strings.h"
 
 namespace cairn {
 namespace {
@@ -34,8 +34,9 @@ std::string MakeAad(const ChunkId& id, const char* header) {
 }  // namespace
 
 ChunkId ComputeChunkId(std::string_view plaintext, const DataKey* key) {
-  crypto::Digest d = key == nullptr ? crypto::Sha256(plaintext)
-                                    : crypto::HmacSha256(key->id_key(), plaintext);
+  crypto::Digest d = key == nullptr
+                         ? crypto::Sha256(plaintext)
+                         : crypto::HmacSha256(key->id_key(), plaintext);
   return ChunkId::FromBytes(d.data());
 }
 
@@ -52,7 +53,8 @@ Status EncodeChunk(const ChunkId& id, std::string_view plaintext,
   // Compress into a scratch buffer; keep it only if it is smaller.
   thread_local std::string compressed;
   compressed.clear();
-  CAIRN_RETURN_IF_ERROR(ZstdCompress(plaintext, options.zstd_level, &compressed));
+  CAIRN_RETURN_IF_ERROR(
+      ZstdCompress(plaintext, options.zstd_level, &compressed));
   std::string_view body = plaintext;
   if (compressed.size() < plaintext.size()) {
     body = compressed;
@@ -69,11 +71,12 @@ Status EncodeChunk(const ChunkId& id, std::string_view plaintext,
 
   if (options.key != nullptr) {
     uint8_t tag[crypto::kGcmTagSize];
-    CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(h + kOffNonce, crypto::kGcmNonceSize));
+    CAIRN_RETURN_IF_ERROR(
+        crypto::RandomBytes(h + kOffNonce, crypto::kGcmNonceSize));
     std::string nonce(h + kOffNonce, crypto::kGcmNonceSize);
     std::string aad = MakeAad(id, stored->data());
-    CAIRN_RETURN_IF_ERROR(crypto::AesGcmEncrypt(
-        options.key->encryption_key(), nonce, aad, body, stored, tag));
+    CAIRN_RETURN_IF_ERROR(crypto::AesGcmEncrypt(options.key->encryption_key(),
+                                                nonce, aad, body, stored, tag));
     h = stored->data();  // may have moved
     std::memcpy(h + kOffTag, tag, sizeof(tag));
   } else {
@@ -91,8 +94,8 @@ Status EncodeChunk(const ChunkId& id, std::string_view plaintext,
 StatusOr<ChunkHeader> CheckStoredChunk(std::string_view stored) {
   if (stored.size() < kChunkHeaderSize) {
     return absl::DataLossError(StrCat("chunk truncated: ", stored.size(),
-                                            " bytes, header needs ",
-                                            kChunkHeaderSize));
+                                      " bytes, header needs ",
+                                      kChunkHeaderSize));
   }
   const char* h = stored.data();
   if (std::memcmp(h, kChunkMagic, 4) != 0) {
@@ -124,7 +127,8 @@ StatusOr<ChunkHeader> CheckStoredChunk(std::string_view stored) {
         "chunk payload is ", stored.size() - kChunkHeaderSize,
         " bytes, header says ", hdr.payload_size, " (truncated or extended)"));
   }
-  if (crc32c::Value(h + kChunkHeaderSize, hdr.payload_size) != hdr.payload_crc) {
+  if (crc32c::Value(h + kChunkHeaderSize, hdr.payload_size) !=
+      hdr.payload_crc) {
     return absl::DataLossError("chunk payload CRC mismatch");
   }
   return hdr;

@@ -48,7 +48,7 @@ struct ChunkHeader {
 ChunkId ComputeChunkId(std::string_view plaintext, const DataKey* key);
 
 struct ChunkEncodeOptions {
-  int zstd_level = 1;          // 1..19
+  int zstd_level = 1;            // 1..19
   const DataKey* key = nullptr;  // null: not encrypted. Not owned.
 };
 

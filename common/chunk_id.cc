@@ -1,7 +1,7 @@
 #include "common/chunk_id.h"
 
-#include "common/strings.h"
 #include "common/coding.h"
+#include "common/strings.h"
 
 namespace cairn {
 

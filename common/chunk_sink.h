@@ -25,7 +25,8 @@ class ChunkSink {
   virtual ~ChunkSink() = default;
   // For each id, whether the store already holds that chunk. A "true" also
   // pins the chunk against garbage collection until this backup ends.
-  virtual StatusOr<std::vector<bool>> HasChunks(std::span<const ChunkId> ids) = 0;
+  virtual StatusOr<std::vector<bool>> HasChunks(
+      std::span<const ChunkId> ids) = 0;
   // Stores one chunk in stored form (docs/formats/chunk.md). Idempotent.
   virtual Status PutChunk(const ChunkId& id, std::string_view stored) = 0;
   // Makes every chunk durable, then commits the encoded manifest

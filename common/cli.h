@@ -4,9 +4,8 @@
 #define CAIRN_COMMON_CLI_H_
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/data_key.h"
 #include "common/status.h"

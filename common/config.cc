@@ -11,8 +11,12 @@ namespace cairn {
 
 namespace {
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && absl::ascii_isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && absl::ascii_isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() &&
+         absl::ascii_isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         absl::ascii_isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
   return s;
 }
 }  // namespace
@@ -38,8 +42,9 @@ StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   } else if (unit == "t" || unit == "tib") {
     shift = 40;
   } else {
-    return absl::InvalidArgumentError(StrCat(
-        "unknown size unit '", unit, "' in '", text, "' (use KiB, MiB, GiB, TiB)"));
+    return absl::InvalidArgumentError(StrCat("unknown size unit '", unit,
+                                             "' in '", text,
+                                             "' (use KiB, MiB, GiB, TiB)"));
   }
   if (shift > 0 && value > (UINT64_MAX >> shift)) {
     return absl::InvalidArgumentError(StrCat("size too large: '", text, "'"));
@@ -49,7 +54,9 @@ StatusOr<uint64_t> ParseByteSize(std::string_view text) {
 
 ConfigReader::ConfigReader(std::shared_ptr<const std::string> file,
                            std::string prefix, std::unique_ptr<YAML::Node> node)
-    : file_(std::move(file)), prefix_(std::move(prefix)), node_(std::move(node)) {}
+    : file_(std::move(file)),
+      prefix_(std::move(prefix)),
+      node_(std::move(node)) {}
 ConfigReader::ConfigReader(ConfigReader&&) noexcept = default;
 ConfigReader& ConfigReader::operator=(ConfigReader&&) noexcept = default;
 ConfigReader::~ConfigReader() = default;
@@ -61,8 +68,8 @@ StatusOr<ConfigReader> ConfigReader::LoadString(std::string_view text,
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(StrCat(
-        name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+    return absl::InvalidArgumentError(
+        StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) {
@@ -91,7 +98,8 @@ bool ConfigReader::Has(std::string_view key) const {
   return static_cast<bool>((*node_)[std::string(key)]);
 }
 
-Status ConfigReader::ErrorAt(std::string_view key, std::string_view message) const {
+Status ConfigReader::ErrorAt(std::string_view key,
+                             std::string_view message) const {
   YAML::Node value = (*node_)[std::string(key)];
   int line = value ? value.Mark().line + 1 : node_->Mark().line + 1;
   return absl::InvalidArgumentError(
@@ -129,10 +137,11 @@ StatusOr<bool> ConfigReader::GetBool(std::string_view key, bool fallback) {
   if (s == "true" || s == "yes" || s == "on") return true;
   if (s == "false" || s == "no" || s == "off") return false;
   return ErrorAt(key, StrCat("expected true or false, got '",
-                                   v.IsScalar() ? v.Scalar() : "a collection", "'"));
+                             v.IsScalar() ? v.Scalar() : "a collection", "'"));
 }
 
-StatusOr<uint64_t> ConfigReader::GetSize(std::string_view key, uint64_t fallback) {
+StatusOr<uint64_t> ConfigReader::GetSize(std::string_view key,
+                                         uint64_t fallback) {
   consumed_.emplace(key);
   YAML::Node v = (*node_)[std::string(key)];
   if (!v) return fallback;
@@ -158,9 +167,9 @@ Status ConfigReader::Finish() const {
   for (auto it = node_->begin(); it != node_->end(); ++it) {
     std::string key = it->first.Scalar();
     if (!consumed_.contains(key)) {
-      return absl::InvalidArgumentError(StrCat(
-          *file_, ":", it->first.Mark().line + 1, ": unknown key '",
-          KeyPath(key), "'"));
+      return absl::InvalidArgumentError(
+          StrCat(*file_, ":", it->first.Mark().line + 1, ": unknown key '",
+                 KeyPath(key), "'"));
     }
   }
   return absl::OkStatus();

@@ -36,10 +36,11 @@ uint32_t ExtendPortable(uint32_t crc, const char* data, size_t n) {
     uint64_t word;
     std::memcpy(&word, p, 8);  // little-endian host assumed (x86_64, arm64)
     word ^= crc;
-    crc = kTables.t[7][word & 0xff] ^ kTables.t[6][(word >> 8) & 0xff] ^
-          kTables.t[5][(word >> 16) & 0xff] ^ kTables.t[4][(word >> 24) & 0xff] ^
-          kTables.t[3][(word >> 32) & 0xff] ^ kTables.t[2][(word >> 40) & 0xff] ^
-          kTables.t[1][(word >> 48) & 0xff] ^ kTables.t[0][word >> 56];
+    crc =
+        kTables.t[7][word & 0xff] ^ kTables.t[6][(word >> 8) & 0xff] ^
+        kTables.t[5][(word >> 16) & 0xff] ^ kTables.t[4][(word >> 24) & 0xff] ^
+        kTables.t[3][(word >> 32) & 0xff] ^ kTables.t[2][(word >> 40) & 0xff] ^
+        kTables.t[1][(word >> 48) & 0xff] ^ kTables.t[0][word >> 56];
     p += 8;
     n -= 8;
   }
@@ -49,8 +50,8 @@ uint32_t ExtendPortable(uint32_t crc, const char* data, size_t n) {
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc,
-                                                        const char* data,
-                                                        size_t n) {
+                                                       const char* data,
+                                                       size_t n) {
   const auto* p = reinterpret_cast<const uint8_t*>(data);
   uint64_t c = ~crc;
   // Three independent streams would hide the instruction's 3-cycle latency;

@@ -113,15 +113,12 @@ StatusOr<std::string> HkdfSha256(std::string_view ikm, std::string_view salt,
   char digest_name[] = "SHA256";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                        const_cast<char*>(ikm.data()),
-                                        ikm.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                        const_cast<char*>(salt.data()),
-                                        salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-                                        const_cast<char*>(info.data()),
-                                        info.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_KEY, const_cast<char*>(ikm.data()), ikm.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()), salt.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
       OSSL_PARAM_construct_end()};
   std::string out(length, '\0');
   int rc = EVP_KDF_derive(ctx, reinterpret_cast<unsigned char*>(out.data()),
@@ -167,9 +164,10 @@ Status AesGcmEncrypt(std::string_view key, std::string_view nonce,
   size_t base = out->size();
   out->resize(base + plaintext.size());
   auto* dst = reinterpret_cast<unsigned char*>(out->data() + base);
-  if (EVP_EncryptUpdate(ctx.get(), dst, &len,
-                        reinterpret_cast<const unsigned char*>(plaintext.data()),
-                        static_cast<int>(plaintext.size())) != 1) {
+  if (EVP_EncryptUpdate(
+          ctx.get(), dst, &len,
+          reinterpret_cast<const unsigned char*>(plaintext.data()),
+          static_cast<int>(plaintext.size())) != 1) {
     out->resize(base);
     return absl::InternalError(OpensslError("AES-GCM encrypt"));
   }
@@ -206,9 +204,10 @@ Status AesGcmDecrypt(std::string_view key, std::string_view nonce,
   }
   out->resize(ciphertext.size());
   auto* dst = reinterpret_cast<unsigned char*>(out->data());
-  if (EVP_DecryptUpdate(ctx.get(), dst, &len,
-                        reinterpret_cast<const unsigned char*>(ciphertext.data()),
-                        static_cast<int>(ciphertext.size())) != 1) {
+  if (EVP_DecryptUpdate(
+          ctx.get(), dst, &len,
+          reinterpret_cast<const unsigned char*>(ciphertext.data()),
+          static_cast<int>(ciphertext.size())) != 1) {
     out->clear();
     return absl::InternalError(OpensslError("AES-GCM decrypt"));
   }
@@ -228,7 +227,8 @@ Status AesGcmDecrypt(std::string_view key, std::string_view nonce,
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return a.size() == b.size() &&
+         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace cairn::crypto

@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include "absl/strings/ascii.h"
-#include "common/strings.h"
 #include "common/coding.h"
 #include "common/crypto.h"
 #include "common/env.h"
+#include "common/strings.h"
 
 namespace cairn {
 namespace {
@@ -22,12 +22,14 @@ StatusOr<DataKey> DataKey::FromSecret(std::string_view secret) {
   }
   DataKey key;
   key.secret_ = std::string(secret);
-  CAIRN_ASSIGN_OR_RETURN(key.encryption_key_,
-                         crypto::HkdfSha256(secret, kSalt, "chunk encryption", 32));
+  CAIRN_ASSIGN_OR_RETURN(
+      key.encryption_key_,
+      crypto::HkdfSha256(secret, kSalt, "chunk encryption", 32));
   CAIRN_ASSIGN_OR_RETURN(key.id_key_,
                          crypto::HkdfSha256(secret, kSalt, "chunk id", 32));
-  CAIRN_ASSIGN_OR_RETURN(key.manifest_key_,
-                         crypto::HkdfSha256(secret, kSalt, "manifest signature", 32));
+  CAIRN_ASSIGN_OR_RETURN(
+      key.manifest_key_,
+      crypto::HkdfSha256(secret, kSalt, "manifest signature", 32));
   CAIRN_ASSIGN_OR_RETURN(key.fingerprint_,
                          crypto::HkdfSha256(secret, kSalt, "fingerprint", 16));
   return key;
@@ -41,7 +43,8 @@ DataKey DataKey::Generate() {
 
 StatusOr<DataKey> DataKey::LoadFromFile(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat key file", path);
+  if (::stat(path.c_str(), &st) != 0)
+    return ErrnoToStatus(errno, "stat key file", path);
   if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(StrCat(
         "key file ", path, " is accessible by group or others; chmod 600 it"));
@@ -51,8 +54,8 @@ StatusOr<DataKey> DataKey::LoadFromFile(const std::string& path) {
   std::string_view hex = ToStd(absl::StripAsciiWhitespace(text));
   std::string raw;
   if (hex.size() != 2 * kSize || !HexDecode(hex, &raw)) {
-    return absl::InvalidArgumentError(StrCat(
-        "key file ", path, " must hold 64 hex digits (a 32-byte key)"));
+    return absl::InvalidArgumentError(
+        StrCat("key file ", path, " must hold 64 hex digits (a 32-byte key)"));
   }
   return FromSecret(raw);
 }

@@ -6,7 +6,8 @@
 //   encryption key  AES-256-GCM key for chunk payloads
 //   id key          HMAC-SHA256 key for chunk ids
 //   manifest key    HMAC-SHA256 key for manifest signatures
-//   fingerprint     16 bytes that name the key in manifests without revealing it
+//   fingerprint     16 bytes that name the key in manifests without revealing
+//   it
 // Immutable and thread-safe after construction.
 #ifndef CAIRN_COMMON_DATA_KEY_H_
 #define CAIRN_COMMON_DATA_KEY_H_

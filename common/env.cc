@@ -15,7 +15,8 @@ namespace {
 
 class PosixWritableFile final : public WritableFile {
  public:
-  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  PosixWritableFile(std::string path, int fd)
+      : path_(std::move(path)), fd_(fd) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -100,7 +101,8 @@ class PosixEnv final : public Env {
  public:
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) return ErrnoToStatus(errno, "create", path);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
   }
@@ -118,7 +120,8 @@ class PosixEnv final : public Env {
     return absl::OkStatus();
   }
   Status RemoveFile(const std::string& path) override {
-    if (::unlink(path.c_str()) != 0) return ErrnoToStatus(errno, "unlink", path);
+    if (::unlink(path.c_str()) != 0)
+      return ErrnoToStatus(errno, "unlink", path);
     return absl::OkStatus();
   }
   Status CreateDir(const std::string& path) override {
@@ -151,7 +154,8 @@ class PosixEnv final : public Env {
   }
   StatusOr<FileInfo> Stat(const std::string& path) override {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
+    if (::stat(path.c_str(), &st) != 0)
+      return ErrnoToStatus(errno, "stat", path);
     FileInfo info;
     info.size = static_cast<uint64_t>(st.st_size);
     info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
@@ -159,7 +163,8 @@ class PosixEnv final : public Env {
     info.is_directory = S_ISDIR(st.st_mode);
     return info;
   }
-  StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+  StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) return ErrnoToStatus(errno, "open lock", path);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -10,9 +10,9 @@ namespace cairn {
 Status InitLogging(std::string_view program, std::string_view level) {
   spdlog::level::level_enum lvl = spdlog::level::from_str(std::string(level));
   if (lvl == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError(StrCat(
-        "unknown log level '", level,
-        "' (use trace, debug, info, warn, error or off)"));
+    return absl::InvalidArgumentError(
+        StrCat("unknown log level '", level,
+               "' (use trace, debug, info, warn, error or off)"));
   }
   std::string name(program);
   spdlog::drop(name);

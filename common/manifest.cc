@@ -3,9 +3,9 @@
 
 #include <cstring>
 
-#include "common/strings.h"
 #include "common/coding.h"
 #include "common/crypto.h"
+#include "common/strings.h"
 
 namespace cairn {
 namespace {
@@ -23,9 +23,9 @@ constexpr size_t kMaxConsolidated = 1 << 16;
 Status ValidateChunkSize(uint64_t chunk_size) {
   if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize ||
       (chunk_size & (chunk_size - 1)) != 0) {
-    return absl::InvalidArgumentError(StrCat(
-        "chunk size must be a power of two from 64 KiB to 16 MiB, got ",
-        chunk_size));
+    return absl::InvalidArgumentError(
+        StrCat("chunk size must be a power of two from 64 KiB to 16 MiB, got ",
+               chunk_size));
   }
   return absl::OkStatus();
 }
@@ -40,9 +40,9 @@ Status ValidateBackupId(std::string_view id) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) {
-      return absl::InvalidArgumentError(StrCat(
-          "invalid backup id '", id.substr(0, 140),
-          "': only [A-Za-z0-9._-] are allowed"));
+      return absl::InvalidArgumentError(
+          StrCat("invalid backup id '", id.substr(0, 140),
+                 "': only [A-Za-z0-9._-] are allowed"));
     }
   }
   return absl::OkStatus();
@@ -75,9 +75,9 @@ StatusOr<std::string> EncodeManifest(const Manifest& m, const DataKey* key) {
   CAIRN_RETURN_IF_ERROR(ValidateBackupId(m.backup_id));
   CAIRN_RETURN_IF_ERROR(ValidateChunkSize(m.chunk_size));
   if (m.chunks.size() != m.ChunkCount()) {
-    return absl::InvalidArgumentError(StrCat(
-        "manifest ", m.backup_id, " lists ", m.chunks.size(),
-        " chunks; image size needs ", m.ChunkCount()));
+    return absl::InvalidArgumentError(
+        StrCat("manifest ", m.backup_id, " lists ", m.chunks.size(),
+               " chunks; image size needs ", m.ChunkCount()));
   }
   if (key != nullptr && m.key_fingerprint != key->fingerprint()) {
     return absl::InvalidArgumentError(
@@ -116,7 +116,8 @@ StatusOr<std::string> EncodeManifest(const Manifest& m, const DataKey* key) {
     }
   }
   if (key != nullptr) {
-    out.append(crypto::AsStringView(crypto::HmacSha256(key->manifest_key(), out)));
+    out.append(
+        crypto::AsStringView(crypto::HmacSha256(key->manifest_key(), out)));
   }
   out.append(crypto::AsStringView(crypto::Sha256(out)));
   return out;
@@ -179,9 +180,11 @@ StatusOr<Manifest> DecodeManifest(std::string_view data, std::string_view name,
   m.source_state = std::string(s);
   d.GetVarint64(&n_consolidated);
   if (!d.ok()) return damaged("truncated header");
-  if (n_consolidated > kMaxConsolidated) return damaged("too many consolidated ids");
+  if (n_consolidated > kMaxConsolidated)
+    return damaged("too many consolidated ids");
   for (uint64_t i = 0; i < n_consolidated; ++i) {
-    if (!d.GetLengthPrefixed(&s, kMaxString)) return damaged("truncated header");
+    if (!d.GetLengthPrefixed(&s, kMaxString))
+      return damaged("truncated header");
     m.consolidated_from.emplace_back(s);
   }
   if (kind > static_cast<uint8_t>(BackupKind::kSyntheticFull)) {
@@ -189,7 +192,8 @@ StatusOr<Manifest> DecodeManifest(std::string_view data, std::string_view name,
   }
   m.kind = static_cast<BackupKind>(kind);
   if (!ValidateBackupId(m.backup_id).ok()) return damaged("invalid backup id");
-  if (!ValidateChunkSize(m.chunk_size).ok()) return damaged("invalid chunk size");
+  if (!ValidateChunkSize(m.chunk_size).ok())
+    return damaged("invalid chunk size");
   if (!m.key_fingerprint.empty() && m.key_fingerprint.size() != 16) {
     return damaged("invalid key fingerprint");
   }
@@ -212,8 +216,10 @@ StatusOr<Manifest> DecodeManifest(std::string_view data, std::string_view name,
       m.chunks.insert(m.chunks.end(), run, ChunkId::Zero());
     } else if (tag == kEntryChunk) {
       std::string_view raw;
-      if (!d.GetBytes(ChunkId::kSize, &raw)) return damaged("truncated chunk table");
-      ChunkId id = ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(raw.data()));
+      if (!d.GetBytes(ChunkId::kSize, &raw))
+        return damaged("truncated chunk table");
+      ChunkId id =
+          ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(raw.data()));
       if (id.IsZero()) return damaged("reserved zero id used as a chunk id");
       m.chunks.push_back(id);
     } else {
@@ -224,10 +230,10 @@ StatusOr<Manifest> DecodeManifest(std::string_view data, std::string_view name,
 
   if (key != nullptr && m.encrypted()) {
     if (m.key_fingerprint != key->fingerprint()) {
-      return absl::FailedPreconditionError(StrCat(
-          "manifest ", name, " was made with key ",
-          HexEncode(m.key_fingerprint), ", not with the given key ",
-          key->FingerprintHex()));
+      return absl::FailedPreconditionError(
+          StrCat("manifest ", name, " was made with key ",
+                 HexEncode(m.key_fingerprint), ", not with the given key ",
+                 key->FingerprintHex()));
     }
     if (!is_signed) return damaged("encrypted manifest carries no signature");
     auto expect = crypto::HmacSha256(key->manifest_key(), signed_part);

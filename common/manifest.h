@@ -21,8 +21,8 @@
 
 namespace cairn {
 
-inline constexpr uint32_t kMinChunkSize = 64u << 10;   // 64 KiB
-inline constexpr uint32_t kMaxChunkSize = 16u << 20;   // 16 MiB
+inline constexpr uint32_t kMinChunkSize = 64u << 10;     // 64 KiB
+inline constexpr uint32_t kMaxChunkSize = 16u << 20;     // 16 MiB
 inline constexpr uint32_t kDefaultChunkSize = 4u << 20;  // 4 MiB
 
 // InvalidArgument unless `chunk_size` is a power of two in [64 KiB, 16 MiB].
@@ -34,16 +34,16 @@ Status ValidateBackupId(std::string_view id);
 
 enum class BackupKind : uint8_t {
   kFull = 0,
-  kIncremental = 1,     // has a parent; only changed chunks were sent
-  kSyntheticFull = 2,   // made by consolidating a chain; no chunk was read
+  kIncremental = 1,    // has a parent; only changed chunks were sent
+  kSyntheticFull = 2,  // made by consolidating a chain; no chunk was read
 };
 std::string_view BackupKindName(BackupKind kind);
 
 struct Manifest {
   std::string backup_id;
-  std::string source;        // client or source name; retention groups by it
+  std::string source;  // client or source name; retention groups by it
   BackupKind kind = BackupKind::kFull;
-  std::string parent_id;     // empty unless kind == kIncremental
+  std::string parent_id;  // empty unless kind == kIncremental
   int64_t created_unix_us = 0;
   uint64_t image_size = 0;
   uint32_t chunk_size = kDefaultChunkSize;

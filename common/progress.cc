@@ -15,10 +15,11 @@ ProgressSnapshot ProgressCounter::Snapshot() const {
   ProgressSnapshot s;
   s.done_bytes = done_.load(std::memory_order_relaxed);
   s.total_bytes = total_;
-  s.elapsed_seconds = std::chrono::duration<double>(
-                          std::chrono::steady_clock::now() - start_)
-                          .count();
-  if (s.elapsed_seconds > 0) s.bytes_per_second = s.done_bytes / s.elapsed_seconds;
+  s.elapsed_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+          .count();
+  if (s.elapsed_seconds > 0)
+    s.bytes_per_second = s.done_bytes / s.elapsed_seconds;
   if (s.bytes_per_second > 0 && total_ >= s.done_bytes) {
     s.eta_seconds = (total_ - s.done_bytes) / s.bytes_per_second;
   }
@@ -47,8 +48,9 @@ std::string FormatDuration(double seconds) {
 
 std::string FormatProgress(const ProgressSnapshot& s) {
   double pct = s.total_bytes ? 100.0 * s.done_bytes / s.total_bytes : 100.0;
-  return absl::StrFormat("%s / %s  %3.0f%%  %s/s  ETA %s", FormatBytes(s.done_bytes),
-                         FormatBytes(s.total_bytes), pct,
+  return absl::StrFormat("%s / %s  %3.0f%%  %s/s  ETA %s",
+                         FormatBytes(s.done_bytes), FormatBytes(s.total_bytes),
+                         pct,
                          FormatBytes(static_cast<uint64_t>(s.bytes_per_second)),
                          FormatDuration(s.eta_seconds));
 }
@@ -66,7 +68,8 @@ void ProgressPrinter::Update(const ProgressSnapshot& s) {
   if (now - last_ < interval_) return;
   last_ = now;
   if (tty_) {
-    std::fprintf(out_, "\r\033[K%s %s", label_.c_str(), FormatProgress(s).c_str());
+    std::fprintf(out_, "\r\033[K%s %s", label_.c_str(),
+                 FormatProgress(s).c_str());
   } else {
     std::fprintf(out_, "%s %s\n", label_.c_str(), FormatProgress(s).c_str());
   }
@@ -75,7 +78,8 @@ void ProgressPrinter::Update(const ProgressSnapshot& s) {
 
 void ProgressPrinter::Finish(const ProgressSnapshot& s) {
   std::fprintf(out_, "%s%s %s in %s\n", tty_ ? "\r\033[K" : "", label_.c_str(),
-               FormatProgress(s).c_str(), FormatDuration(s.elapsed_seconds).c_str());
+               FormatProgress(s).c_str(),
+               FormatDuration(s.elapsed_seconds).c_str());
   std::fflush(out_);
 }
 

@@ -27,7 +27,9 @@ struct ProgressSnapshot {
 class ProgressCounter {
  public:
   explicit ProgressCounter(uint64_t total_bytes);
-  void Add(uint64_t bytes) { done_.fetch_add(bytes, std::memory_order_relaxed); }
+  void Add(uint64_t bytes) {
+    done_.fetch_add(bytes, std::memory_order_relaxed);
+  }
   ProgressSnapshot Snapshot() const;
 
  private:
@@ -48,8 +50,9 @@ std::string FormatProgress(const ProgressSnapshot& s);
 // rate-limits itself. Finish() prints the final line.
 class ProgressPrinter {
  public:
-  ProgressPrinter(std::string label, FILE* out = stderr,
-                  std::chrono::milliseconds interval = std::chrono::milliseconds(5000));
+  ProgressPrinter(
+      std::string label, FILE* out = stderr,
+      std::chrono::milliseconds interval = std::chrono::milliseconds(5000));
   void Update(const ProgressSnapshot& s);
   void Finish(const ProgressSnapshot& s);
 

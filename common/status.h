@@ -39,17 +39,18 @@ Status ErrnoToStatus(int err, std::string_view op, std::string_view context);
 #define CAIRN_STATUS_CONCAT_(a, b) CAIRN_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` (a Status) is not OK.
-#define CAIRN_RETURN_IF_ERROR(expr)           \
-  do {                                        \
-    ::absl::Status _cairn_status = (expr);    \
+#define CAIRN_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status _cairn_status = (expr);         \
     if (!_cairn_status.ok()) return _cairn_status; \
   } while (0)
 
 // CAIRN_ASSIGN_OR_RETURN(lhs, expr): evaluates `expr` (a StatusOr<T>); on
 // error returns its status, otherwise moves the value into `lhs`, which may be
 // a declaration (`auto x`) or an existing variable.
-#define CAIRN_ASSIGN_OR_RETURN(lhs, expr) \
-  CAIRN_ASSIGN_OR_RETURN_IMPL_(CAIRN_STATUS_CONCAT_(_cairn_sor_, __LINE__), lhs, expr)
+#define CAIRN_ASSIGN_OR_RETURN(lhs, expr)                                   \
+  CAIRN_ASSIGN_OR_RETURN_IMPL_(CAIRN_STATUS_CONCAT_(_cairn_sor_, __LINE__), \
+                               lhs, expr)
 #define CAIRN_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return std::move(tmp).status();     \

@@ -18,16 +18,18 @@ inline void Append(std::string* out, std::string_view s) { out->append(s); }
 inline void Append(std::string* out, const std::string& s) { out->append(s); }
 inline void Append(std::string* out, const char* s) { out->append(s); }
 inline void Append(std::string* out, char c) { out->push_back(c); }
-inline void Append(std::string* out, bool b) { out->append(b ? "true" : "false"); }
+inline void Append(std::string* out, bool b) {
+  out->append(b ? "true" : "false");
+}
 template <typename T>
-  requires std::same_as<T, absl::string_view> &&
-           (!std::same_as<absl::string_view, std::string_view>)
-inline void Append(std::string* out, const T& s) {
+requires std::same_as<T, absl::string_view> &&
+    (!std::same_as<absl::string_view, std::string_view>)inline void Append(
+        std::string* out, const T& s) {
   out->append(s.data(), s.size());
 }
 template <std::integral T>
-  requires(!std::same_as<T, char> && !std::same_as<T, bool>)
-inline void Append(std::string* out, T v) {
+requires(!std::same_as<T, char> &&
+         !std::same_as<T, bool>) inline void Append(std::string* out, T v) {
   out->append(std::to_string(v));
 }
 template <std::floating_point T>
@@ -45,7 +47,9 @@ std::string StrCat(const Args&... args) {
 }
 
 // absl::string_view (e.g. Status::message()) to std::string_view.
-inline std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
+inline std::string_view ToStd(absl::string_view s) {
+  return {s.data(), s.size()};
+}
 
 }  // namespace cairn
 

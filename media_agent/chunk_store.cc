@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
-#include "common/strings.h"
 #include "absl/strings/match.h"
 #include "common/chunk_format.h"
 #include "common/coding.h"
+#include "common/strings.h"
 
 namespace cairn {
 namespace {
@@ -45,12 +45,14 @@ StatusOr<bool> ChunkStore::Has(const ChunkId& id) const {
 
 Status ChunkStore::Put(const ChunkId& id, std::string_view stored) {
   if (id.IsZero()) {
-    return absl::InvalidArgumentError("the all-zero id is reserved; zero chunks are never stored");
+    return absl::InvalidArgumentError(
+        "the all-zero id is reserved; zero chunks are never stored");
   }
   auto header = CheckStoredChunk(stored);
   if (!header.ok()) {
-    return absl::InvalidArgumentError(StrCat(
-        "refusing to store chunk ", id.ToHex(), ": ", header.status().message()));
+    return absl::InvalidArgumentError(StrCat("refusing to store chunk ",
+                                             id.ToHex(), ": ",
+                                             header.status().message()));
   }
   std::string path = ChunkPath(id);
   CAIRN_ASSIGN_OR_RETURN(bool exists, env_->FileExists(path));
@@ -92,7 +94,8 @@ StatusOr<std::string> ChunkStore::Get(const ChunkId& id) const {
   std::string stored;
   Status s = env_->ReadFileToString(path, &stored);
   if (absl::IsNotFound(s)) {
-    return absl::NotFoundError(StrCat("chunk ", id.ToHex(), " is missing (", path, ")"));
+    return absl::NotFoundError(
+        StrCat("chunk ", id.ToHex(), " is missing (", path, ")"));
   }
   CAIRN_RETURN_IF_ERROR(s);
   auto header = CheckStoredChunk(stored);
@@ -132,11 +135,13 @@ Status ChunkStore::SyncPending() {
   return result;
 }
 
-Status ChunkStore::ForEach(const std::function<Status(const ChunkId&)>& fn) const {
+Status ChunkStore::ForEach(
+    const std::function<Status(const ChunkId&)>& fn) const {
   CAIRN_ASSIGN_OR_RETURN(auto fanouts, env_->GetChildren(chunks_dir_));
   for (const auto& f : fanouts) {
     if (f.size() != 4) continue;
-    CAIRN_ASSIGN_OR_RETURN(auto names, env_->GetChildren(JoinPath(chunks_dir_, f)));
+    CAIRN_ASSIGN_OR_RETURN(auto names,
+                           env_->GetChildren(JoinPath(chunks_dir_, f)));
     for (const auto& name : names) {
       auto id = ChunkId::FromHex(name);
       if (!id.ok() || !absl::StartsWith(name, f)) continue;

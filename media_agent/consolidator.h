@@ -25,10 +25,10 @@ namespace cairn {
 
 struct ConsolidateOptions {
   std::string tip_id;
-  std::string new_id;                 // empty: "<tip_id>.full"
-  const DataKey* key = nullptr;       // needed to sign an encrypted chain
-  bool retire_chain = false;          // delete the chain's manifests after
-  int64_t created_unix_us = 0;        // 0: the tip's time
+  std::string new_id;            // empty: "<tip_id>.full"
+  const DataKey* key = nullptr;  // needed to sign an encrypted chain
+  bool retire_chain = false;     // delete the chain's manifests after
+  int64_t created_unix_us = 0;   // 0: the tip's time
 };
 
 struct ConsolidateResult {

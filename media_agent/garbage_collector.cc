@@ -17,8 +17,9 @@ StatusOr<GcReport> CollectGarbage(Repository* repo, const GcOptions& options) {
     auto m = repo->LoadManifest(id, nullptr);
     if (absl::IsNotFound(m.status())) continue;  // pruned meanwhile
     if (!m.ok()) {
-      return absl::FailedPreconditionError(StrCat(
-          "garbage collection stopped before removing anything: ", m.status().message()));
+      return absl::FailedPreconditionError(
+          StrCat("garbage collection stopped before removing anything: ",
+                 m.status().message()));
     }
     ++report.manifests_marked;
     for (const ChunkId& c : m->chunks) {
@@ -29,11 +30,12 @@ StatusOr<GcReport> CollectGarbage(Repository* repo, const GcOptions& options) {
   if (options.after_mark) options.after_mark();
 
   std::vector<ChunkId> candidates;
-  CAIRN_RETURN_IF_ERROR(repo->chunks().ForEach([&](const ChunkId& id) -> Status {
-    ++report.chunks_scanned;
-    if (!marked.contains(id)) candidates.push_back(id);
-    return absl::OkStatus();
-  }));
+  CAIRN_RETURN_IF_ERROR(
+      repo->chunks().ForEach([&](const ChunkId& id) -> Status {
+        ++report.chunks_scanned;
+        if (!marked.contains(id)) candidates.push_back(id);
+        return absl::OkStatus();
+      }));
   for (const ChunkId& id : candidates) {
     auto info = repo->env()->Stat(repo->chunks().ChunkPath(id));
     uint64_t size = info.ok() ? info->size : 0;

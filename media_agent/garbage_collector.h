@@ -33,7 +33,7 @@ struct GcReport {
   uint64_t manifests_marked = 0;
   uint64_t chunks_referenced = 0;
   uint64_t chunks_scanned = 0;
-  uint64_t chunks_removed = 0;   // or that would be removed, in a dry run
+  uint64_t chunks_removed = 0;  // or that would be removed, in a dry run
   uint64_t bytes_removed = 0;
   uint64_t chunks_kept_in_flight = 0;  // unreferenced, but pinned by a backup
 };

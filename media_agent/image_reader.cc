@@ -2,28 +2,27 @@
 
 #include <cstring>
 
-#include "common/strings.h"
 #include "common/chunk_format.h"
 #include "common/coding.h"
+#include "common/strings.h"
 
 namespace cairn {
 
-ImageReader::ImageReader(Repository* repo, Manifest manifest, const DataKey* key,
-                         size_t cache_chunks)
+ImageReader::ImageReader(Repository* repo, Manifest manifest,
+                         const DataKey* key, size_t cache_chunks)
     : repo_(repo),
       manifest_(std::move(manifest)),
       key_(key),
       cache_capacity_(cache_chunks == 0 ? 1 : cache_chunks) {}
 
-StatusOr<std::unique_ptr<ImageReader>> ImageReader::Open(Repository* repo,
-                                                         const std::string& backup_id,
-                                                         const DataKey* key,
-                                                         size_t cache_chunks) {
+StatusOr<std::unique_ptr<ImageReader>> ImageReader::Open(
+    Repository* repo, const std::string& backup_id, const DataKey* key,
+    size_t cache_chunks) {
   CAIRN_ASSIGN_OR_RETURN(Manifest m, repo->LoadManifest(backup_id, key));
   if (m.encrypted() && key == nullptr) {
     return absl::FailedPreconditionError(StrCat(
-        "backup '", backup_id, "' is encrypted (key ", HexEncode(m.key_fingerprint),
-        "); a data key is required to read it"));
+        "backup '", backup_id, "' is encrypted (key ",
+        HexEncode(m.key_fingerprint), "); a data key is required to read it"));
   }
   return std::unique_ptr<ImageReader>(
       new ImageReader(repo, std::move(m), key, cache_chunks));
@@ -39,19 +38,20 @@ Status ImageReader::ReadChunk(uint64_t index, std::string* out) const {
   CAIRN_ASSIGN_OR_RETURN(std::string stored, repo_->chunks().Get(id));
   Status s = DecodeChunk(id, stored, key_, out);
   if (!s.ok()) {
-    return Status(s.code(), StrCat("chunk ", index, " (", id.ToHex(), ", file ",
-                                         repo_->chunks().ChunkPath(id),
-                                         "): ", s.message()));
+    return Status(s.code(),
+                  StrCat("chunk ", index, " (", id.ToHex(), ", file ",
+                         repo_->chunks().ChunkPath(id), "): ", s.message()));
   }
   if (out->size() != length) {
-    return absl::DataLossError(StrCat("chunk ", index, " (", id.ToHex(), ") holds ",
-                                            out->size(), " bytes, manifest expects ",
-                                            length));
+    return absl::DataLossError(StrCat("chunk ", index, " (", id.ToHex(),
+                                      ") holds ", out->size(),
+                                      " bytes, manifest expects ", length));
   }
   return absl::OkStatus();
 }
 
-StatusOr<std::shared_ptr<const std::string>> ImageReader::CachedChunk(uint64_t index) {
+StatusOr<std::shared_ptr<const std::string>> ImageReader::CachedChunk(
+    uint64_t index) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
@@ -71,9 +71,9 @@ StatusOr<std::shared_ptr<const std::string>> ImageReader::CachedChunk(uint64_t i
 
 Status ImageReader::ReadAt(uint64_t offset, size_t length, char* buf) {
   if (offset > manifest_.image_size || length > manifest_.image_size - offset) {
-    return absl::OutOfRangeError(StrCat("read of ", length, " bytes at ", offset,
-                                              " is past the end of a ",
-                                              manifest_.image_size, "-byte image"));
+    return absl::OutOfRangeError(StrCat("read of ", length, " bytes at ",
+                                        offset, " is past the end of a ",
+                                        manifest_.image_size, "-byte image"));
   }
   const uint64_t cs = manifest_.chunk_size;
   while (length > 0) {

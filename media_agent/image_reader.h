@@ -28,10 +28,9 @@ class ImageReader {
   // Loads and checks `backup_id`'s manifest. An encrypted backup needs `key`
   // (FailedPrecondition otherwise); the manifest signature is verified with
   // it. `repo` and `key` are not owned and must outlive the reader.
-  static StatusOr<std::unique_ptr<ImageReader>> Open(Repository* repo,
-                                                     const std::string& backup_id,
-                                                     const DataKey* key,
-                                                     size_t cache_chunks = 8);
+  static StatusOr<std::unique_ptr<ImageReader>> Open(
+      Repository* repo, const std::string& backup_id, const DataKey* key,
+      size_t cache_chunks = 8);
 
   const Manifest& manifest() const { return manifest_; }
   uint64_t size() const { return manifest_.image_size; }

@@ -2,7 +2,6 @@
 // repository (init, list, show, verify, gc, prune, consolidate) and data
 // keys. The network service arrives with the server.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "common/cli.h"
@@ -76,45 +75,65 @@ int main(int argc, char** argv) {
   show->add_option("--backup", show_id, "Backup id")->required();
 
   auto* verify = store->add_subcommand(
-      "verify", "Check every chunk the backups reference; exit 1 if any is damaged");
+      "verify",
+      "Check every chunk the backups reference; exit 1 if any is damaged");
   add_common(verify);
   std::vector<std::string> verify_ids;
   std::string verify_key;
   int verify_threads = 2;
   verify->add_option("--backup", verify_ids, "Only these backups (repeatable)");
-  verify->add_option("--key-file", verify_key, "Data key: also check GCM tags and ids");
-  verify->add_option("--threads", verify_threads, "Parallel readers (default 2)");
+  verify->add_option("--key-file", verify_key,
+                     "Data key: also check GCM tags and ids");
+  verify->add_option("--threads", verify_threads,
+                     "Parallel readers (default 2)");
 
   auto* gc = store->add_subcommand("gc", "Remove chunks no backup references");
   add_common(gc);
   bool gc_dry = false;
-  gc->add_flag("--dry-run", gc_dry, "Report what would be removed, remove nothing");
+  gc->add_flag("--dry-run", gc_dry,
+               "Report what would be removed, remove nothing");
 
-  auto* prune = store->add_subcommand("prune", "Remove backups a retention policy does not keep");
+  auto* prune = store->add_subcommand(
+      "prune", "Remove backups a retention policy does not keep");
   add_common(prune);
   PruneOptions prune_opts;
-  prune->add_option("--keep-last", prune_opts.policy.keep_last, "Keep the N newest");
-  prune->add_option("--keep-hourly", prune_opts.policy.keep_hourly, "Keep one per hour for N hours");
-  prune->add_option("--keep-daily", prune_opts.policy.keep_daily, "Keep one per day for N days");
-  prune->add_option("--keep-weekly", prune_opts.policy.keep_weekly, "Keep one per week for N weeks");
-  prune->add_option("--keep-monthly", prune_opts.policy.keep_monthly, "Keep one per month for N months");
-  prune->add_option("--keep-yearly", prune_opts.policy.keep_yearly, "Keep one per year for N years");
-  prune->add_option("--source", prune_opts.source, "Only backups of this source");
-  prune->add_flag("--dry-run", prune_opts.dry_run, "List what would go, remove nothing");
+  prune->add_option("--keep-last", prune_opts.policy.keep_last,
+                    "Keep the N newest");
+  prune->add_option("--keep-hourly", prune_opts.policy.keep_hourly,
+                    "Keep one per hour for N hours");
+  prune->add_option("--keep-daily", prune_opts.policy.keep_daily,
+                    "Keep one per day for N days");
+  prune->add_option("--keep-weekly", prune_opts.policy.keep_weekly,
+                    "Keep one per week for N weeks");
+  prune->add_option("--keep-monthly", prune_opts.policy.keep_monthly,
+                    "Keep one per month for N months");
+  prune->add_option("--keep-yearly", prune_opts.policy.keep_yearly,
+                    "Keep one per year for N years");
+  prune->add_option("--source", prune_opts.source,
+                    "Only backups of this source");
+  prune->add_flag("--dry-run", prune_opts.dry_run,
+                  "List what would go, remove nothing");
 
-  auto* consolidate = store->add_subcommand(
-      "consolidate", "Merge a full and its incrementals into a synthetic full (no chunk is read)");
+  auto* consolidate =
+      store->add_subcommand("consolidate",
+                            "Merge a full and its incrementals into a "
+                            "synthetic full (no chunk is read)");
   add_common(consolidate);
   ConsolidateOptions cons;
   std::string cons_key;
-  consolidate->add_option("--backup", cons.tip_id, "Newest backup of the chain")->required();
-  consolidate->add_option("--id", cons.new_id, "Id of the synthetic full (default <backup>.full)");
-  consolidate->add_option("--key-file", cons_key, "Data key (to sign an encrypted chain)");
-  consolidate->add_flag("--retire", cons.retire_chain, "Delete the chain's manifests afterwards");
+  consolidate->add_option("--backup", cons.tip_id, "Newest backup of the chain")
+      ->required();
+  consolidate->add_option("--id", cons.new_id,
+                          "Id of the synthetic full (default <backup>.full)");
+  consolidate->add_option("--key-file", cons_key,
+                          "Data key (to sign an encrypted chain)");
+  consolidate->add_flag("--retire", cons.retire_chain,
+                        "Delete the chain's manifests afterwards");
 
   auto* key = app.add_subcommand("key", "Data keys");
   key->require_subcommand(1);
-  auto* keygen = key->add_subcommand("generate", "Write a new random data key file (mode 0600)");
+  auto* keygen = key->add_subcommand(
+      "generate", "Write a new random data key file (mode 0600)");
   std::string key_out;
   bool key_json = false;
   keygen->add_option("--out", key_out, "Key file to create")->required();
@@ -127,14 +146,18 @@ int main(int argc, char** argv) {
 
   if (keygen->parsed()) {
     if (Env::Default()->FileExists(key_out).value_or(false)) {
-      return cli::ReportError(absl::AlreadyExistsError(key_out + " already exists"), key_json);
+      return cli::ReportError(
+          absl::AlreadyExistsError(key_out + " already exists"), key_json);
     }
     DataKey k = DataKey::Generate();
-    if (Status s = k.SaveToFile(key_out); !s.ok()) return cli::ReportError(s, key_json);
+    if (Status s = k.SaveToFile(key_out); !s.ok())
+      return cli::ReportError(s, key_json);
     if (key_json) {
-      cli::PrintJson({{"key_file", key_out}, {"fingerprint", k.FingerprintHex()}});
+      cli::PrintJson(
+          {{"key_file", key_out}, {"fingerprint", k.FingerprintHex()}});
     } else {
-      std::cout << "wrote " << key_out << " (fingerprint " << k.FingerprintHex() << ")\n";
+      std::cout << "wrote " << key_out << " (fingerprint " << k.FingerprintHex()
+                << ")\n";
     }
     return 0;
   }
@@ -156,15 +179,19 @@ int main(int argc, char** argv) {
       for (const auto& id : ids) {
         auto m = repo->LoadManifest(id, nullptr);
         if (!m.ok()) {
-          arr.push_back({{"backup_id", id}, {"error", std::string(m.status().message())}});
-          if (!c.json) std::cout << id << "  DAMAGED: " << m.status().message() << "\n";
+          arr.push_back({{"backup_id", id},
+                         {"error", std::string(m.status().message())}});
+          if (!c.json)
+            std::cout << id << "  DAMAGED: " << m.status().message() << "\n";
           continue;
         }
         arr.push_back(ManifestJson(*m));
         if (!c.json) {
-          std::cout << m->backup_id << "  " << cli::FormatTimestamp(m->created_unix_us) << "  "
-                    << BackupKindName(m->kind) << "  " << FormatBytes(m->image_size) << "  "
-                    << m->source << (m->encrypted() ? "  encrypted" : "") << "\n";
+          std::cout << m->backup_id << "  "
+                    << cli::FormatTimestamp(m->created_unix_us) << "  "
+                    << BackupKindName(m->kind) << "  "
+                    << FormatBytes(m->image_size) << "  " << m->source
+                    << (m->encrypted() ? "  encrypted" : "") << "\n";
         }
       }
       return json{{"backups", arr}};
@@ -194,8 +221,8 @@ int main(int argc, char** argv) {
                      {"error", b.error},
                      {"affected_backups", b.affected_backups}});
       if (!c.json) {
-        std::cout << "BAD chunk " << b.id.ToHex() << " (" << b.path << "): " << b.error
-                  << "\n    affects:";
+        std::cout << "BAD chunk " << b.id.ToHex() << " (" << b.path
+                  << "): " << b.error << "\n    affects:";
         for (const auto& id : b.affected_backups) std::cout << " " << id;
         std::cout << "\n";
       }
@@ -203,7 +230,8 @@ int main(int argc, char** argv) {
     json bad_manifests = json::array();
     for (const auto& b : report->bad_manifests) {
       bad_manifests.push_back({{"backup_id", b.backup_id}, {"error", b.error}});
-      if (!c.json) std::cout << "BAD manifest " << b.backup_id << ": " << b.error << "\n";
+      if (!c.json)
+        std::cout << "BAD manifest " << b.backup_id << ": " << b.error << "\n";
     }
     json j{{"ok", report->ok()},
            {"backups_checked", report->backups_checked},
@@ -214,8 +242,9 @@ int main(int argc, char** argv) {
            {"bad_manifests", bad_manifests},
            {"damaged_backups", report->damaged_backups}};
     if (!c.json) {
-      std::cout << (report->ok() ? "OK: " : "DAMAGED: ") << report->backups_checked
-                << " backups, " << report->chunks_checked << " chunks ("
+      std::cout << (report->ok() ? "OK: " : "DAMAGED: ")
+                << report->backups_checked << " backups, "
+                << report->chunks_checked << " chunks ("
                 << report->chunks_deep_checked << " decoded and re-hashed), "
                 << report->damaged_backups.size() << " backups damaged\n";
     }
@@ -227,10 +256,11 @@ int main(int argc, char** argv) {
     auto r = CollectGarbage(repo, go);
     if (!r.ok()) return cli::ReportError(r.status(), c.json);
     if (!c.json) {
-      std::cout << (gc_dry ? "would remove " : "removed ") << r->chunks_removed << " of "
-                << r->chunks_scanned << " chunks (" << FormatBytes(r->bytes_removed)
-                << "); " << r->chunks_referenced << " referenced by " << r->manifests_marked
-                << " backups\n";
+      std::cout << (gc_dry ? "would remove " : "removed ") << r->chunks_removed
+                << " of " << r->chunks_scanned << " chunks ("
+                << FormatBytes(r->bytes_removed) << "); "
+                << r->chunks_referenced << " referenced by "
+                << r->manifests_marked << " backups\n";
     }
     return Finish(json{{"dry_run", gc_dry},
                        {"manifests_marked", r->manifests_marked},
@@ -246,19 +276,26 @@ int main(int argc, char** argv) {
     if (!r.ok()) return cli::ReportError(r.status(), c.json);
     json arr = json::array();
     for (const auto& d : r->decisions) {
-      arr.push_back({{"backup_id", d.backup.backup_id},
-                     {"source", d.backup.source},
-                     {"created", cli::FormatTimestamp(d.backup.created_unix_us)},
-                     {"keep", d.keep},
-                     {"reasons", d.reasons}});
+      arr.push_back(
+          {{"backup_id", d.backup.backup_id},
+           {"source", d.backup.source},
+           {"created", cli::FormatTimestamp(d.backup.created_unix_us)},
+           {"keep", d.keep},
+           {"reasons", d.reasons}});
       if (!c.json) {
-        std::cout << (d.keep ? "keep   " : (prune_opts.dry_run ? "would remove " : "remove "))
-                  << d.backup.backup_id << "  " << cli::FormatTimestamp(d.backup.created_unix_us);
-        for (const auto& reason : d.reasons) std::cout << "  [" << reason << "]";
+        std::cout << (d.keep
+                          ? "keep   "
+                          : (prune_opts.dry_run ? "would remove " : "remove "))
+                  << d.backup.backup_id << "  "
+                  << cli::FormatTimestamp(d.backup.created_unix_us);
+        for (const auto& reason : d.reasons)
+          std::cout << "  [" << reason << "]";
         std::cout << "\n";
       }
     }
-    return Finish(json{{"dry_run", prune_opts.dry_run}, {"removed", r->removed}, {"decisions", arr}},
+    return Finish(json{{"dry_run", prune_opts.dry_run},
+                       {"removed", r->removed},
+                       {"decisions", arr}},
                   c.json);
   }
   if (consolidate->parsed()) {
@@ -269,10 +306,12 @@ int main(int argc, char** argv) {
     if (!r.ok()) return cli::ReportError(r.status(), c.json);
     if (!c.json) {
       std::cout << "synthetic full " << r->manifest.backup_id << " made from "
-                << r->chain.size() << " backups" << (r->retired.empty() ? "" : "; chain retired")
-                << "\n";
+                << r->chain.size() << " backups"
+                << (r->retired.empty() ? "" : "; chain retired") << "\n";
     }
-    return Finish(json{{"backup_id", r->manifest.backup_id}, {"chain", r->chain}, {"retired", r->retired}},
+    return Finish(json{{"backup_id", r->manifest.backup_id},
+                       {"chain", r->chain},
+                       {"retired", r->retired}},
                   c.json);
   }
   return 2;

@@ -6,8 +6,8 @@
 #include <atomic>
 
 #include "absl/strings/match.h"
-#include "common/strings.h"
 #include "common/manifest.h"
+#include "common/strings.h"
 
 namespace cairn {
 namespace {
@@ -15,22 +15,26 @@ constexpr absl::string_view kSuffix = ".cmf";
 }
 
 ManifestStore::ManifestStore(Env* env, std::string root)
-    : env_(env), dir_(JoinPath(root, "manifests")), tmp_dir_(JoinPath(root, "tmp")) {}
+    : env_(env),
+      dir_(JoinPath(root, "manifests")),
+      tmp_dir_(JoinPath(root, "tmp")) {}
 
 StatusOr<std::string> ManifestStore::Path(std::string_view backup_id) const {
   CAIRN_RETURN_IF_ERROR(ValidateBackupId(backup_id));
   return StrCat(dir_, "/", backup_id, kSuffix);
 }
 
-Status ManifestStore::Put(std::string_view backup_id, std::string_view encoded) {
+Status ManifestStore::Put(std::string_view backup_id,
+                          std::string_view encoded) {
   CAIRN_ASSIGN_OR_RETURN(std::string path, Path(backup_id));
   CAIRN_ASSIGN_OR_RETURN(bool exists, env_->FileExists(path));
   if (exists) {
-    return absl::AlreadyExistsError(StrCat("backup '", backup_id, "' already exists"));
+    return absl::AlreadyExistsError(
+        StrCat("backup '", backup_id, "' already exists"));
   }
   static std::atomic<uint64_t> counter{0};
   std::string tmp = StrCat(tmp_dir_, "/manifest.", backup_id, ".", getpid(),
-                                 ".", counter.fetch_add(1), ".tmp");
+                           ".", counter.fetch_add(1), ".tmp");
   return WriteFileAtomically(env_, encoded, tmp, path);
 }
 

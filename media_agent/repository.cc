@@ -7,7 +7,8 @@ namespace {
 constexpr std::string_view kStoreMarker = "cairn repository v1\n";
 }
 
-Repository::Repository(Env* env, std::string root, std::unique_ptr<FileLock> lock)
+Repository::Repository(Env* env, std::string root,
+                       std::unique_ptr<FileLock> lock)
     : env_(env),
       root_(root),
       lock_(std::move(lock)),
@@ -23,8 +24,9 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(
   CAIRN_ASSIGN_OR_RETURN(bool exists, env->FileExists(marker));
   if (!exists) {
     if (!options.create_if_missing) {
-      return absl::NotFoundError(StrCat(
-          "no Cairn repository at ", root, " (create one with 'cairn-media store init')"));
+      return absl::NotFoundError(
+          StrCat("no Cairn repository at ", root,
+                 " (create one with 'cairn-media store init')"));
     }
     CAIRN_RETURN_IF_ERROR(env->CreateDir(root));
     for (const char* sub : {"chunks", "manifests", "tmp"}) {
@@ -83,7 +85,8 @@ Status Repository::DeleteBackup(const std::string& backup_id) {
 Status Repository::BeginGc() {
   std::lock_guard<std::mutex> lock(mu_);
   if (gc_running_) {
-    return absl::FailedPreconditionError("a garbage collection is already running");
+    return absl::FailedPreconditionError(
+        "a garbage collection is already running");
   }
   gc_running_ = true;
   gc_protected_.clear();
@@ -110,7 +113,8 @@ Status Repository::RemoveIfUnprotected(const ChunkId& id, bool* removed) {
 
 BackupSession::~BackupSession() { repo_->EndSession(this); }
 
-StatusOr<std::vector<bool>> BackupSession::HasChunks(std::span<const ChunkId> ids) {
+StatusOr<std::vector<bool>> BackupSession::HasChunks(
+    std::span<const ChunkId> ids) {
   // Pin first, then look: see Repository::RemoveIfUnprotected.
   repo_->Touch(this, ids);
   std::vector<bool> present(ids.size());
@@ -128,15 +132,16 @@ Status BackupSession::PutChunk(const ChunkId& id, std::string_view stored) {
 
 Status BackupSession::Commit(const std::string& backup_id,
                              std::string_view encoded_manifest) {
-  if (committed_) return absl::FailedPreconditionError("session already committed");
+  if (committed_)
+    return absl::FailedPreconditionError("session already committed");
   auto manifest = DecodeManifest(encoded_manifest, backup_id, nullptr);
   if (!manifest.ok()) {
     return absl::InvalidArgumentError(manifest.status().message());
   }
   if (manifest->backup_id != backup_id) {
-    return absl::InvalidArgumentError(StrCat(
-        "manifest names backup '", manifest->backup_id, "', commit asked for '",
-        backup_id, "'"));
+    return absl::InvalidArgumentError(
+        StrCat("manifest names backup '", manifest->backup_id,
+               "', commit asked for '", backup_id, "'"));
   }
   // Every chunk the manifest names must be present. Pin them all first (a
   // pipeline has already pinned them through HasChunks/PutChunk; a client
@@ -147,9 +152,9 @@ Status BackupSession::Commit(const std::string& backup_id,
     if (id.IsZero() || !seen.insert(id).second) continue;
     CAIRN_ASSIGN_OR_RETURN(bool has, repo_->chunks_.Has(id));
     if (!has) {
-      return absl::FailedPreconditionError(StrCat(
-          "manifest ", backup_id, " names chunk ", id.ToHex(),
-          " which the store does not hold"));
+      return absl::FailedPreconditionError(
+          StrCat("manifest ", backup_id, " names chunk ", id.ToHex(),
+                 " which the store does not hold"));
     }
   }
   CAIRN_RETURN_IF_ERROR(repo_->chunks_.SyncPending());

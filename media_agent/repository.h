@@ -42,8 +42,8 @@ class Repository {
   // Opens (or creates) the repository at `root`, takes its lock and removes
   // temp files a crash left behind. FailedPrecondition if another process
   // holds it; NotFound if absent and !create_if_missing.
-  static StatusOr<std::unique_ptr<Repository>> Open(const std::string& root,
-                                                    const RepositoryOptions& options);
+  static StatusOr<std::unique_ptr<Repository>> Open(
+      const std::string& root, const RepositoryOptions& options);
   ~Repository();
 
   const std::string& root() const { return root_; }
@@ -89,9 +89,9 @@ class Repository {
   ManifestStore manifests_;
 
   std::mutex mu_;
-  std::set<BackupSession*> sessions_;             // guarded by mu_
-  bool gc_running_ = false;                       // guarded by mu_
-  absl::flat_hash_set<ChunkId> gc_protected_;     // guarded by mu_
+  std::set<BackupSession*> sessions_;          // guarded by mu_
+  bool gc_running_ = false;                    // guarded by mu_
+  absl::flat_hash_set<ChunkId> gc_protected_;  // guarded by mu_
 };
 
 // One backup being written. Implements ChunkSink for the agent's pipeline.

@@ -11,7 +11,8 @@
 
 namespace cairn {
 
-StatusOr<VerifyReport> VerifyRepository(Repository* repo, const VerifyOptions& options) {
+StatusOr<VerifyReport> VerifyRepository(Repository* repo,
+                                        const VerifyOptions& options) {
   VerifyReport report;
   std::vector<std::string> ids = options.backup_ids;
   if (ids.empty()) {
@@ -47,7 +48,8 @@ StatusOr<VerifyReport> VerifyRepository(Repository* repo, const VerifyOptions& o
     for (const ChunkId& c : m->chunks) {
       if (c.IsZero()) continue;
       ChunkUse& use = uses[c];
-      if (use.backups.empty() || use.backups.back() != id) use.backups.push_back(id);
+      if (use.backups.empty() || use.backups.back() != id)
+        use.backups.push_back(id);
       if (key != nullptr) use.key_matches = true;
     }
   }
@@ -71,14 +73,16 @@ StatusOr<VerifyReport> VerifyRepository(Repository* repo, const VerifyOptions& o
       std::string error;
       auto stored = repo->chunks().Get(id);
       if (!stored.ok()) {
-        error = absl::IsNotFound(stored.status()) ? "missing"
-                                                  : std::string(stored.status().message());
+        error = absl::IsNotFound(stored.status())
+                    ? "missing"
+                    : std::string(stored.status().message());
       } else {
         bytes += stored->size();
         auto header = CheckStoredChunk(*stored);
         bool encrypted = header.ok() && (header->flags & kChunkEncrypted);
         if (!encrypted || use->key_matches) {
-          Status s = DecodeChunk(id, *stored, encrypted ? options.key : nullptr, &plain);
+          Status s = DecodeChunk(id, *stored, encrypted ? options.key : nullptr,
+                                 &plain);
           if (!s.ok()) error = std::string(s.message());
           ++deep;
         }
@@ -98,7 +102,8 @@ StatusOr<VerifyReport> VerifyRepository(Repository* repo, const VerifyOptions& o
 
   std::sort(bad.begin(), bad.end(),
             [](const BadChunk& a, const BadChunk& b) { return a.id < b.id; });
-  for (const auto& b : bad) damaged.insert(b.affected_backups.begin(), b.affected_backups.end());
+  for (const auto& b : bad)
+    damaged.insert(b.affected_backups.begin(), b.affected_backups.end());
   report.chunks_checked = work.size();
   report.chunks_deep_checked = deep.load();
   report.stored_bytes_checked = bytes.load();

@@ -58,7 +58,8 @@ struct VerifyReport {
 
 // NotFound if a requested backup id does not exist. Damage is not an error
 // status: it is what the report is for.
-StatusOr<VerifyReport> VerifyRepository(Repository* repo, const VerifyOptions& options);
+StatusOr<VerifyReport> VerifyRepository(Repository* repo,
+                                        const VerifyOptions& options);
 
 }  // namespace cairn
 

@@ -96,11 +96,12 @@ StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewWritableFile(
   std::lock_guard<std::mutex> lock(mu_);
   files_[path] = FileState{};
   if (!existed) unsynced_creates_[DirName(path)].insert(path);
-  return std::unique_ptr<WritableFile>(new FaultWritableFile(this, path, std::move(file)));
+  return std::unique_ptr<WritableFile>(
+      new FaultWritableFile(this, path, std::move(file)));
 }
 
-StatusOr<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::NewRandomAccessFile(
-    const std::string& path) {
+StatusOr<std::unique_ptr<RandomAccessFile>>
+FaultInjectionEnv::NewRandomAccessFile(const std::string& path) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     opened_.push_back(path);
@@ -108,7 +109,8 @@ StatusOr<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::NewRandomAccessFi
   return base_->NewRandomAccessFile(path);
 }
 
-Status FaultInjectionEnv::RenameFile(const std::string& from, const std::string& to) {
+Status FaultInjectionEnv::RenameFile(const std::string& from,
+                                     const std::string& to) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (fail_renames_ > 0) {
@@ -156,7 +158,8 @@ Status FaultInjectionEnv::SyncDir(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
     if (fail_syncs_ > 0) {
       --fail_syncs_;
-      return absl::DataLossError(StrCat("injected fsync error on directory ", path));
+      return absl::DataLossError(
+          StrCat("injected fsync error on directory ", path));
     }
   }
   CAIRN_RETURN_IF_ERROR(base_->SyncDir(path));
@@ -164,17 +167,20 @@ Status FaultInjectionEnv::SyncDir(const std::string& path) {
   unsynced_creates_.erase(path);
   std::erase_if(unsynced_renames_,
                 [&](const PendingRename& r) { return DirName(r.to) == path; });
-  std::erase_if(unsynced_dirs_, [&](const std::string& d) { return DirName(d) == path; });
+  std::erase_if(unsynced_dirs_,
+                [&](const std::string& d) { return DirName(d) == path; });
   return absl::OkStatus();
 }
 
-StatusOr<std::vector<std::string>> FaultInjectionEnv::GetChildren(const std::string& dir) {
+StatusOr<std::vector<std::string>> FaultInjectionEnv::GetChildren(
+    const std::string& dir) {
   return base_->GetChildren(dir);
 }
 StatusOr<FileInfo> FaultInjectionEnv::Stat(const std::string& path) {
   return base_->Stat(path);
 }
-StatusOr<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(const std::string& path) {
+StatusOr<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(
+    const std::string& path) {
   return base_->LockFile(path);
 }
 
@@ -188,7 +194,8 @@ Status FaultInjectionEnv::SimulateCrash() {
     }
   }
   // 2. Renames not made durable are undone, newest first.
-  for (auto it = unsynced_renames_.rbegin(); it != unsynced_renames_.rend(); ++it) {
+  for (auto it = unsynced_renames_.rbegin(); it != unsynced_renames_.rend();
+       ++it) {
     Status s = base_->RenameFile(it->to, it->from);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
   }
@@ -202,11 +209,14 @@ Status FaultInjectionEnv::SimulateCrash() {
   // 4. Directories whose parent was never synced vanish with their contents.
   std::vector<std::string> dirs(unsynced_dirs_.begin(), unsynced_dirs_.end());
   std::sort(dirs.begin(), dirs.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+            [](const std::string& a, const std::string& b) {
+              return a.size() > b.size();
+            });
   for (const auto& d : dirs) {
     auto children = base_->GetChildren(d);
     if (!children.ok()) continue;
-    for (const auto& c : *children) base_->RemoveFile(JoinPath(d, c)).IgnoreError();
+    for (const auto& c : *children)
+      base_->RemoveFile(JoinPath(d, c)).IgnoreError();
     ::rmdir(d.c_str());
   }
   files_.clear();

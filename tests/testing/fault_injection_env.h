@@ -50,16 +50,19 @@ class FaultInjectionEnv final : public Env {
   void ClearOpened();
 
   // --- Env ---
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override;
   StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) override;
   Status RenameFile(const std::string& from, const std::string& to) override;
   Status RemoveFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
-  StatusOr<std::vector<std::string>> GetChildren(const std::string& dir) override;
+  StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) override;
   StatusOr<FileInfo> Stat(const std::string& path) override;
-  StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override;
+  StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) override;
 
  private:
   friend class FaultWritableFile;
@@ -75,10 +78,11 @@ class FaultInjectionEnv final : public Env {
 
   Env* const base_;
   mutable std::mutex mu_;
-  std::map<std::string, FileState> files_;          // written since tracking
-  std::map<std::string, std::set<std::string>> unsynced_creates_;  // dir -> paths
+  std::map<std::string, FileState> files_;  // written since tracking
+  std::map<std::string, std::set<std::string>>
+      unsynced_creates_;  // dir -> paths
   std::vector<PendingRename> unsynced_renames_;
-  std::set<std::string> unsynced_dirs_;             // dirs created, parent unsynced
+  std::set<std::string> unsynced_dirs_;  // dirs created, parent unsynced
   std::vector<std::string> opened_;
   int fail_writes_ = 0, fail_syncs_ = 0, fail_renames_ = 0;
   bool limit_space_ = false;

@@ -32,14 +32,16 @@ std::string PseudoRandomBytes(size_t n, uint64_t seed) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    for (size_t k = 0; k < 8 && i + k < n; ++k) out[i + k] = static_cast<char>(x >> (8 * k));
+    for (size_t k = 0; k < 8 && i + k < n; ++k)
+      out[i + k] = static_cast<char>(x >> (8 * k));
   }
   return out;
 }
 
 std::string TextLikeBytes(size_t n, uint64_t seed) {
-  static const char* kWords[] = {"cairn ", "backup ", "restore ", "chunk ", "manifest ",
-                                 "media ", "agent ", "server ", "\n", "kernel "};
+  static const char* kWords[] = {"cairn ",    "backup ", "restore ", "chunk ",
+                                 "manifest ", "media ",  "agent ",   "server ",
+                                 "\n",        "kernel "};
   std::string out;
   out.reserve(n);
   uint64_t x = seed + 7;

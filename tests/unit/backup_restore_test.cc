@@ -23,9 +23,11 @@ class BackupRestoreTest : public ::testing::TestWithParam<Param> {
     RepositoryOptions o;
     o.create_if_missing = true;
     repo_ = *Repository::Open(dir_.Sub("repo"), o);
-    if (GetParam().encrypt) key_ = std::make_unique<DataKey>(DataKey::Generate());
+    if (GetParam().encrypt)
+      key_ = std::make_unique<DataKey>(DataKey::Generate());
     // Text, zeros, random and an odd tail: not a multiple of any chunk size.
-    image_data_ = testing::TextLikeBytes(3 << 20, 1) + std::string(5 << 20, '\0') +
+    image_data_ = testing::TextLikeBytes(3 << 20, 1) +
+                  std::string(5 << 20, '\0') +
                   testing::PseudoRandomBytes((2 << 20) + 12345, 2) +
                   testing::TextLikeBytes(1 << 20, 1);  // repeats the first MiB
     image_ = dir_.Sub("image");
@@ -62,7 +64,8 @@ class BackupRestoreTest : public ::testing::TestWithParam<Param> {
     auto reader = ImageReader::Open(repo_.get(), id, key_.get());
     EXPECT_TRUE(reader.ok()) << reader.status();
     std::string out = dir_.Sub("restored-" + id);
-    auto stats = RestoreImage(reader->get(), out, {GetParam().threads, nullptr});
+    auto stats =
+        RestoreImage(reader->get(), out, {GetParam().threads, nullptr});
     EXPECT_TRUE(stats.ok()) << stats.status();
     return testing::ReadFileOrDie(out);
   }
@@ -82,10 +85,12 @@ TEST_P(BackupRestoreTest, FullBackupRestoresByteExact) {
   EXPECT_EQ(r.manifest.encrypted(), GetParam().encrypt);
   // Zero chunks are never stored.
   uint64_t stored = 0;
-  ASSERT_TRUE(repo_->chunks().ForEach([&](const ChunkId&) {
-                      ++stored;
-                      return absl::OkStatus();
-                    }).ok());
+  ASSERT_TRUE(repo_->chunks()
+                  .ForEach([&](const ChunkId&) {
+                    ++stored;
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_EQ(stored, r.stats.chunks_new);
   EXPECT_EQ(Restore("full"), image_data_);
 }
@@ -113,7 +118,8 @@ TEST_P(BackupRestoreTest, ForcedReadOfUnchangedImageSendsNothing) {
 
 TEST_P(BackupRestoreTest, TouchedImageIsReadAgain) {
   Backup("b1");
-  testing::WriteFileOrDie(image_, image_data_);  // same bytes, new mtime and ctime
+  testing::WriteFileOrDie(image_,
+                          image_data_);  // same bytes, new mtime and ctime
   BackupResult r2 = Backup("b2", "b1");
   EXPECT_FALSE(r2.stats.source_unchanged);
   EXPECT_EQ(r2.stats.bytes_read, image_data_.size());
@@ -157,10 +163,12 @@ TEST_P(BackupRestoreTest, RandomAccessReadsMatchTheImage) {
   std::string buf;
   for (int i = 0; i < 200; ++i) {
     uint64_t off = rng() % image_data_.size();
-    size_t len = std::min<uint64_t>(rng() % (3 * GetParam().chunk_size), image_data_.size() - off);
+    size_t len = std::min<uint64_t>(rng() % (3 * GetParam().chunk_size),
+                                    image_data_.size() - off);
     buf.resize(len);
     ASSERT_TRUE((*reader)->ReadAt(off, len, buf.data()).ok());
-    ASSERT_EQ(buf, image_data_.substr(off, len)) << "offset " << off << " length " << len;
+    ASSERT_EQ(buf, image_data_.substr(off, len))
+        << "offset " << off << " length " << len;
   }
   buf.resize(10);
   EXPECT_EQ((*reader)->ReadAt(image_data_.size() - 5, 10, buf.data()).code(),
@@ -187,14 +195,17 @@ TEST(BackupErrorsTest, BadRequestsFailClearlyAndWriteNothing) {
   req.source_path = dir.Sub("missing-image");
   req.source_name = "x";
   auto session = repo->BeginBackup();
-  EXPECT_EQ(RunBackup(req, session.get()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(RunBackup(req, session.get()).status().code(),
+            absl::StatusCode::kNotFound);
   testing::WriteFileOrDie(dir.Sub("img"), "abc");
   req.source_path = dir.Sub("img");
   req.chunk_size = 1000;
-  EXPECT_EQ(RunBackup(req, session.get()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunBackup(req, session.get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
   req.chunk_size = 64 << 10;
   req.backup_id = "../escape";
-  EXPECT_EQ(RunBackup(req, session.get()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunBackup(req, session.get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(repo->manifests().List()->empty());
   // Restoring an encrypted backup without its key is refused.
   DataKey key = DataKey::Generate();

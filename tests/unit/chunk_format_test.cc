@@ -40,7 +40,8 @@ TEST(ChunkFormatTest, EncryptedChunkNeedsKeyAndDetectsTampering) {
   EXPECT_NE(id, ComputeChunkId(plain, nullptr));  // HMAC id, not SHA-256
   EXPECT_NE(id, ComputeChunkId(plain, &other));
   ASSERT_TRUE(EncodeChunk(id, plain, {1, &key}, &stored).ok());
-  EXPECT_EQ(CheckStoredChunk(stored)->flags, kChunkCompressed | kChunkEncrypted);
+  EXPECT_EQ(CheckStoredChunk(stored)->flags,
+            kChunkCompressed | kChunkEncrypted);
   // Plaintext must not appear in the stored bytes.
   EXPECT_EQ(stored.find(plain.substr(0, 64)), std::string::npos);
 
@@ -48,10 +49,12 @@ TEST(ChunkFormatTest, EncryptedChunkNeedsKeyAndDetectsTampering) {
   EXPECT_EQ(out, plain);
   EXPECT_EQ(DecodeChunk(id, stored, nullptr, &out).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(DecodeChunk(id, stored, &other, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeChunk(id, stored, &other, &out).code(),
+            absl::StatusCode::kDataLoss);
   // Stored under another id: the GCM AAD binds the ciphertext to its id.
   ChunkId wrong = ComputeChunkId("x", &key);
-  EXPECT_EQ(DecodeChunk(wrong, stored, &key, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeChunk(wrong, stored, &key, &out).code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST(ChunkFormatTest, EveryCorruptionIsDataLoss) {
@@ -62,16 +65,24 @@ TEST(ChunkFormatTest, EveryCorruptionIsDataLoss) {
                      kChunkHeaderSize + 3, stored.size() - 1}) {
     std::string bad = stored;
     bad[pos] ^= 0x40;
-    EXPECT_EQ(CheckStoredChunk(bad).status().code(), absl::StatusCode::kDataLoss) << pos;
-    EXPECT_EQ(DecodeChunk(id, bad, nullptr, &out).code(), absl::StatusCode::kDataLoss) << pos;
+    EXPECT_EQ(CheckStoredChunk(bad).status().code(),
+              absl::StatusCode::kDataLoss)
+        << pos;
+    EXPECT_EQ(DecodeChunk(id, bad, nullptr, &out).code(),
+              absl::StatusCode::kDataLoss)
+        << pos;
   }
-  EXPECT_EQ(CheckStoredChunk(stored.substr(0, 20)).status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(CheckStoredChunk(stored.substr(0, stored.size() - 1)).status().code(),
+  EXPECT_EQ(CheckStoredChunk(stored.substr(0, 20)).status().code(),
             absl::StatusCode::kDataLoss);
-  EXPECT_EQ(CheckStoredChunk(stored + "x").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      CheckStoredChunk(stored.substr(0, stored.size() - 1)).status().code(),
+      absl::StatusCode::kDataLoss);
+  EXPECT_EQ(CheckStoredChunk(stored + "x").status().code(),
+            absl::StatusCode::kDataLoss);
   // Intact stored form, but not the content of the id it is filed under.
   ChunkId other = ComputeChunkId("other", nullptr);
-  EXPECT_EQ(DecodeChunk(other, stored, nullptr, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeChunk(other, stored, nullptr, &out).code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST(ChunkFormatTest, ZeroDetection) {

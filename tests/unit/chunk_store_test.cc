@@ -44,11 +44,13 @@ TEST_F(ChunkStoreTest, PutGetHas) {
   ASSERT_TRUE(present.ok());
   EXPECT_EQ(*present, (std::vector<bool>{true, false}));
   int n = 0;
-  ASSERT_TRUE(store.ForEach([&](const ChunkId& c) {
-                     EXPECT_EQ(c, id);
-                     ++n;
-                     return absl::OkStatus();
-                   }).ok());
+  ASSERT_TRUE(store
+                  .ForEach([&](const ChunkId& c) {
+                    EXPECT_EQ(c, id);
+                    ++n;
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_EQ(n, 1);
 }
 
@@ -56,7 +58,8 @@ TEST_F(ChunkStoreTest, RefusesDamagedOrZeroChunksAndChangesNothing) {
   auto [id, stored] = MakeChunk(3);
   std::string bad = stored;
   bad[bad.size() - 10] ^= 1;
-  EXPECT_EQ(repo_->chunks().Put(id, bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(repo_->chunks().Put(id, bad).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(repo_->chunks().Put(ChunkId::Zero(), stored).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(*repo_->chunks().Has(id));
@@ -66,12 +69,14 @@ TEST_F(ChunkStoreTest, DamagedFileOnDiskIsDataLossNamingTheFile) {
   auto [id, stored] = MakeChunk(4);
   ASSERT_TRUE(repo_->chunks().Put(id, stored).ok());
   std::string path = repo_->chunks().ChunkPath(id);
-  testing::WriteFileOrDie(path, stored.substr(0, stored.size() / 2));  // truncated
+  testing::WriteFileOrDie(path,
+                          stored.substr(0, stored.size() / 2));  // truncated
   auto got = repo_->chunks().Get(id);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(std::string(got.status().message()).find(path), std::string::npos);
   testing::WriteFileOrDie(path, "");
-  EXPECT_EQ(repo_->chunks().Get(id).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(repo_->chunks().Get(id).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(ChunkStoreTest, SecondOpenIsRefusedWhileLocked) {
@@ -85,7 +90,8 @@ TEST_F(ChunkStoreTest, SecondOpenIsRefusedWhileLocked) {
 
 TEST_F(ChunkStoreTest, CommitRefusesBadManifests) {
   auto session = repo_->BeginBackup();
-  EXPECT_EQ(session->Commit("x", "garbage").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(session->Commit("x", "garbage").code(),
+            absl::StatusCode::kInvalidArgument);
   // A manifest naming a chunk the store lacks.
   Manifest m;
   m.backup_id = "b1";
@@ -93,8 +99,10 @@ TEST_F(ChunkStoreTest, CommitRefusesBadManifests) {
   m.chunk_size = 64 << 10;
   m.chunks = {ComputeChunkId("absent", nullptr)};
   std::string enc = *EncodeManifest(m, nullptr);
-  EXPECT_EQ(session->Commit("b1", enc).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(session->Commit("b2", enc).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(session->Commit("b1", enc).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(session->Commit("b2", enc).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(*repo_->manifests().Exists("b1"));
   // Path traversal in ids never reaches the file system.
   EXPECT_EQ(repo_->manifests().Get("../../etc/passwd").status().code(),

@@ -24,7 +24,8 @@ TEST(ConfigTest, ReadsTypedValuesAndSections) {
 }
 
 TEST(ConfigTest, ErrorsNameFileKeyAndLine) {
-  auto c = ConfigReader::LoadString("store:\n  path: /x\n  zstd_level: fast\n", "media.yaml");
+  auto c = ConfigReader::LoadString("store:\n  path: /x\n  zstd_level: fast\n",
+                                    "media.yaml");
   ASSERT_TRUE(c.ok());
   auto store = c->GetSection("store");
   ASSERT_TRUE(store.ok());
@@ -41,13 +42,15 @@ TEST(ConfigTest, UnknownKeyIsAnError) {
   auto store = c->GetSection("store");
   ASSERT_TRUE(store->GetSize("chunk_size", 0).ok());
   Status s = store->Finish();
-  EXPECT_EQ(std::string(s.message()), "m.yaml:2: unknown key 'store.chunck_size'");
+  EXPECT_EQ(std::string(s.message()),
+            "m.yaml:2: unknown key 'store.chunck_size'");
 }
 
 TEST(ConfigTest, SyntaxErrorsAndBadSizes) {
   auto bad = ConfigReader::LoadString("a: [1, 2\nb: 3\n", "x.yaml");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(std::string(bad.status().message()).find("x.yaml:"), std::string::npos);
+  EXPECT_NE(std::string(bad.status().message()).find("x.yaml:"),
+            std::string::npos);
   auto list = ConfigReader::LoadString("- a\n- b\n", "y.yaml");
   EXPECT_FALSE(list.ok());
   EXPECT_EQ(*ParseByteSize("64K"), 65536u);

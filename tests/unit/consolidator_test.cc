@@ -12,7 +12,8 @@ namespace {
 
 class ConsolidatorTest : public RepoFixture {
  protected:
-  std::string RestoreToString(const std::string& id, const DataKey* key = nullptr) {
+  std::string RestoreToString(const std::string& id,
+                              const DataKey* key = nullptr) {
     auto reader = ImageReader::Open(repo_.get(), id, key);
     EXPECT_TRUE(reader.ok()) << reader.status();
     std::string out = dir_.Sub("out-" + id);
@@ -39,7 +40,8 @@ TEST_F(ConsolidatorTest, SyntheticFullWithoutOpeningAnyChunk) {
   auto r = Consolidate(repo_.get(), o);
   ASSERT_TRUE(r.ok()) << r.status();
   for (const auto& path : env_.OpenedForRead()) {
-    EXPECT_FALSE(absl::StrContains(path, "/chunks/")) << "opened chunk file " << path;
+    EXPECT_FALSE(absl::StrContains(path, "/chunks/"))
+        << "opened chunk file " << path;
   }
   EXPECT_FALSE(env_.OpenedForRead().empty());  // it did read the manifests
   EXPECT_EQ(r->chain, (std::vector<std::string>{"full", "inc1", "inc2"}));
@@ -74,7 +76,8 @@ TEST_F(ConsolidatorTest, EncryptedChainNeedsItsKeyToSign) {
   o.tip_id = "inc2";
   // Without the key, LoadManifest skips the signature but the synthetic
   // full cannot be signed.
-  EXPECT_EQ(Consolidate(repo_.get(), o).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Consolidate(repo_.get(), o).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   o.key = &key;
   ASSERT_TRUE(Consolidate(repo_.get(), o).ok());
   auto signed_m = repo_->LoadManifest("inc2.full", &key);
@@ -86,14 +89,17 @@ TEST_F(ConsolidatorTest, RefusesFullsAndBrokenChains) {
   MakeChain(nullptr);
   ConsolidateOptions o;
   o.tip_id = "full";
-  EXPECT_EQ(Consolidate(repo_.get(), o).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Consolidate(repo_.get(), o).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(repo_->DeleteBackup("inc1").ok());
   o.tip_id = "inc2";
   auto r = Consolidate(repo_.get(), o);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(std::string(r.status().message()).find("broken at parent 'inc1'"), std::string::npos);
+  EXPECT_NE(std::string(r.status().message()).find("broken at parent 'inc1'"),
+            std::string::npos);
   o.tip_id = "missing";
-  EXPECT_EQ(Consolidate(repo_.get(), o).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Consolidate(repo_.get(), o).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ class CrashConsistencyTest : public ::testing::Test {
   void SetUp() override {
     RepositoryOptions o;
     o.create_if_missing = true;
-    ASSERT_TRUE(Repository::Open(root_, o).ok());  // created durably by the real Env
+    ASSERT_TRUE(
+        Repository::Open(root_, o).ok());  // created durably by the real Env
     image_ = dir_.Sub("image");
     std::string data = testing::TextLikeBytes(600 << 10, 1) +
                        std::string(200 << 10, '\0') +
@@ -51,12 +52,14 @@ class CrashConsistencyTest : public ::testing::Test {
   // Every chunk file left in the store must be complete and valid.
   void ExpectNoPartialChunks(Repository* repo) {
     int n = 0;
-    ASSERT_TRUE(repo->chunks().ForEach([&](const ChunkId& id) {
+    ASSERT_TRUE(repo->chunks()
+                    .ForEach([&](const ChunkId& id) {
                       auto got = repo->chunks().Get(id);
                       EXPECT_TRUE(got.ok()) << got.status();
                       ++n;
                       return absl::OkStatus();
-                    }).ok());
+                    })
+                    .ok());
     auto tmp = Env::Default()->GetChildren(root_ + "/tmp");
     ASSERT_TRUE(tmp.ok());
     EXPECT_TRUE(tmp->empty()) << "temp files survived reopen";
@@ -101,7 +104,8 @@ TEST_F(CrashConsistencyTest, CrashBeforeCommitLeavesNoBackupAndNoPartialChunk) {
     class NoCommit : public ChunkSink {
      public:
       explicit NoCommit(BackupSession* s) : s_(s) {}
-      StatusOr<std::vector<bool>> HasChunks(std::span<const ChunkId> ids) override {
+      StatusOr<std::vector<bool>> HasChunks(
+          std::span<const ChunkId> ids) override {
         return s_->HasChunks(ids);
       }
       Status PutChunk(const ChunkId& id, std::string_view stored) override {
@@ -114,7 +118,8 @@ TEST_F(CrashConsistencyTest, CrashBeforeCommitLeavesNoBackupAndNoPartialChunk) {
     };
     auto session = repo->BeginBackup();
     NoCommit sink(session.get());
-    EXPECT_EQ(RunBackup(req, &sink).status().code(), absl::StatusCode::kAborted);
+    EXPECT_EQ(RunBackup(req, &sink).status().code(),
+              absl::StatusCode::kAborted);
   }
   repo.reset();
   ASSERT_TRUE(env_.SimulateCrash().ok());
@@ -126,7 +131,8 @@ TEST_F(CrashConsistencyTest, CrashBeforeCommitLeavesNoBackupAndNoPartialChunk) {
   ExpectRestoresExactly(repo.get(), "b1");
 }
 
-TEST_F(CrashConsistencyTest, FailedSyncOrWriteFailsTheBackupAndLeavesNothingVisible) {
+TEST_F(CrashConsistencyTest,
+       FailedSyncOrWriteFailsTheBackupAndLeavesNothingVisible) {
   for (int fault = 0; fault < 3; ++fault) {
     auto repo = Open();
     if (fault == 0) env_.FailSyncs(1);
@@ -151,7 +157,8 @@ TEST_F(CrashConsistencyTest, DiskFullIsResourceExhaustedAndRecoverable) {
   env_.SetDiskSpace(150 << 10);  // room for a few chunks only
   auto r = Backup(repo.get(), "full");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
+      << r.status();
   EXPECT_FALSE(*repo->manifests().Exists("full"));
   env_.ClearFaults();
   repo.reset();
@@ -174,8 +181,10 @@ TEST_F(CrashConsistencyTest, FailedDirectorySyncAtCommitWritesNoManifest) {
   // Store everything first, then make the next sync (a directory's) fail.
   class FailAtCommit : public ChunkSink {
    public:
-    FailAtCommit(BackupSession* s, testing::FaultInjectionEnv* env) : s_(s), env_(env) {}
-    StatusOr<std::vector<bool>> HasChunks(std::span<const ChunkId> ids) override {
+    FailAtCommit(BackupSession* s, testing::FaultInjectionEnv* env)
+        : s_(s), env_(env) {}
+    StatusOr<std::vector<bool>> HasChunks(
+        std::span<const ChunkId> ids) override {
       return s_->HasChunks(ids);
     }
     Status PutChunk(const ChunkId& id, std::string_view stored) override {

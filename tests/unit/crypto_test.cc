@@ -10,7 +10,9 @@
 namespace cairn {
 namespace {
 
-std::string Hex(const crypto::Digest& d) { return HexEncode(crypto::AsStringView(d)); }
+std::string Hex(const crypto::Digest& d) {
+  return HexEncode(crypto::AsStringView(d));
+}
 
 TEST(CryptoTest, Sha256KnownAnswer) {
   EXPECT_EQ(Hex(crypto::Sha256("abc")),
@@ -64,11 +66,15 @@ TEST(CompressionTest, RoundTripAndDamage) {
   EXPECT_LT(frame.size(), data.size() / 2);
   ASSERT_TRUE(ZstdDecompress(frame, data.size(), &out).ok());
   EXPECT_EQ(out, data);
-  EXPECT_EQ(ZstdDecompress(frame, data.size() + 1, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(ZstdDecompress(frame.substr(0, frame.size() / 2), data.size(), &out).code(),
+  EXPECT_EQ(ZstdDecompress(frame, data.size() + 1, &out).code(),
             absl::StatusCode::kDataLoss);
-  EXPECT_EQ(ZstdCompress(data, 0, &frame).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ZstdCompress(data, 20, &frame).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ZstdDecompress(frame.substr(0, frame.size() / 2), data.size(), &out)
+                .code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ZstdCompress(data, 0, &frame).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ZstdCompress(data, 20, &frame).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DataKeyTest, DerivedKeysDifferAndFileRoundTrips) {
@@ -85,11 +91,13 @@ TEST(DataKeyTest, DerivedKeysDifferAndFileRoundTrips) {
   EXPECT_EQ(loaded->encryption_key(), k.encryption_key());
 
   chmod(path.c_str(), 0644);
-  EXPECT_EQ(DataKey::LoadFromFile(path).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(DataKey::LoadFromFile(path).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   chmod(path.c_str(), 0600);
   testing::WriteFileOrDie(path, "not hex\n");
   chmod(path.c_str(), 0600);
-  EXPECT_EQ(DataKey::LoadFromFile(path).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DataKey::LoadFromFile(path).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DataKey::LoadFromFile(dir.Sub("missing")).status().code(),
             absl::StatusCode::kNotFound);
 }

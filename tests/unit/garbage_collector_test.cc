@@ -36,10 +36,12 @@ class GarbageCollectorTest : public RepoFixture {
   std::string pending_manifest_;
   uint64_t ChunkCount() {
     uint64_t n = 0;
-    EXPECT_TRUE(repo_->chunks().ForEach([&](const ChunkId&) {
-                          ++n;
-                          return absl::OkStatus();
-                        }).ok());
+    EXPECT_TRUE(repo_->chunks()
+                    .ForEach([&](const ChunkId&) {
+                      ++n;
+                      return absl::OkStatus();
+                    })
+                    .ok());
     return n;
   }
 };
@@ -84,7 +86,8 @@ TEST_F(GarbageCollectorTest, DamagedManifestStopsGcBeforeRemovingAnything) {
 TEST_F(GarbageCollectorTest, ChunkPinnedByWriterInFlightSurvivesSweep) {
   std::string data = testing::TextLikeBytes(512 << 10, 7);
   BackupData("old", data);
-  ASSERT_TRUE(repo_->DeleteBackup("old").ok());  // all 8 chunks now unreferenced
+  ASSERT_TRUE(
+      repo_->DeleteBackup("old").ok());  // all 8 chunks now unreferenced
 
   std::string path = dir_.Sub("img-new");
   testing::WriteFileOrDie(path, data);

@@ -51,15 +51,18 @@ TEST(ManifestTest, SignedManifestVerifiesOnlyWithItsKey) {
   auto enc = EncodeManifest(m, &key);
   ASSERT_TRUE(enc.ok());
   EXPECT_TRUE(DecodeManifest(*enc, "t", &key).ok());
-  EXPECT_TRUE(DecodeManifest(*enc, "t", nullptr).ok());  // media agent: checksum only
+  EXPECT_TRUE(
+      DecodeManifest(*enc, "t", nullptr).ok());  // media agent: checksum only
   EXPECT_EQ(DecodeManifest(*enc, "t", &other).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  // An encrypted manifest re-encoded without a signature is refused by key holders.
+  // An encrypted manifest re-encoded without a signature is refused by key
+  // holders.
   auto unsigned_enc = EncodeManifest(m, nullptr);
   ASSERT_TRUE(unsigned_enc.ok());
   EXPECT_EQ(DecodeManifest(*unsigned_enc, "t", &key).status().code(),
             absl::StatusCode::kDataLoss);
-  EXPECT_EQ(EncodeManifest(m, &other).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeManifest(m, &other).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ManifestTest, EveryByteFlipIsDetectedAndNamesTheFile) {
@@ -83,13 +86,16 @@ TEST(ManifestTest, EveryByteFlipIsDetectedAndNamesTheFile) {
 TEST(ManifestTest, RejectsInconsistentInput) {
   Manifest m = Sample(nullptr);
   m.chunks.pop_back();
-  EXPECT_EQ(EncodeManifest(m, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeManifest(m, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
   m = Sample(nullptr);
   m.chunk_size = 3000;
-  EXPECT_EQ(EncodeManifest(m, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeManifest(m, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
   m = Sample(nullptr);
   m.backup_id = "../../etc/passwd";
-  EXPECT_EQ(EncodeManifest(m, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeManifest(m, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ManifestTest, ChunkSizeAndIdValidation) {

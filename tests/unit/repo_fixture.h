@@ -24,7 +24,8 @@ class RepoFixture : public ::testing::Test {
 
   // Backs up `data` as `id` of `source` with 64 KiB chunks.
   BackupResult BackupData(const std::string& id, const std::string& data,
-                          const std::string& parent = "", const DataKey* key = nullptr,
+                          const std::string& parent = "",
+                          const DataKey* key = nullptr,
                           const std::string& source = "host") {
     std::string path = dir_.Sub("img-" + id);
     testing::WriteFileOrDie(path, data);

@@ -12,8 +12,8 @@ namespace cairn {
 namespace {
 
 int64_t At(int y, int mo, int d, int h = 12) {
-  return absl::ToUnixMicros(
-      absl::FromCivil(absl::CivilSecond(y, mo, d, h, 0, 0), absl::UTCTimeZone()));
+  return absl::ToUnixMicros(absl::FromCivil(
+      absl::CivilSecond(y, mo, d, h, 0, 0), absl::UTCTimeZone()));
 }
 
 std::map<std::string, bool> Kept(const std::vector<RetentionDecision>& ds) {
@@ -29,7 +29,8 @@ TEST(RetentionTest, KeepLast) {
   RetentionPolicy p;
   p.keep_last = 2;
   auto k = Kept(*ApplyRetention(b, p));
-  EXPECT_EQ(k, (std::map<std::string, bool>{{"b1", false}, {"b2", true}, {"b3", true}}));
+  EXPECT_EQ(k, (std::map<std::string, bool>{
+                   {"b1", false}, {"b2", true}, {"b3", true}}));
 }
 
 TEST(RetentionTest, DailyKeepsNewestOfEachDay) {
@@ -53,8 +54,9 @@ TEST(RetentionTest, WeeklyMonthlyYearlyCombineWithReasons) {
   // One backup a day for 400 days from 2025-01-01.
   for (int i = 0; i < 400; ++i) {
     absl::CivilDay day = absl::CivilDay(2025, 1, 1) + i;
-    b.push_back({"day" + std::to_string(i), "h",
-                 absl::ToUnixMicros(absl::FromCivil(day, absl::UTCTimeZone()))});
+    b.push_back(
+        {"day" + std::to_string(i), "h",
+         absl::ToUnixMicros(absl::FromCivil(day, absl::UTCTimeZone()))});
   }
   RetentionPolicy p;
   p.keep_daily = 7;
@@ -74,7 +76,8 @@ TEST(RetentionTest, WeeklyMonthlyYearlyCombineWithReasons) {
   for (int d : {393, 399, 389, 382, 364, 333, 303, 272}) {
     EXPECT_TRUE(k["day" + std::to_string(d)]) << d;
   }
-  for (int d : {0, 388, 392, 363, 271}) EXPECT_FALSE(k["day" + std::to_string(d)]) << d;
+  for (int d : {0, 388, 392, 363, 271})
+    EXPECT_FALSE(k["day" + std::to_string(d)]) << d;
   for (const auto& d : ds) {
     if (d.backup.backup_id == "day364") {
       bool yearly = false;
@@ -98,7 +101,8 @@ TEST(RetentionTest, WeeksStartOnMonday) {
 }
 
 TEST(RetentionTest, SourcesAreIndependentAndEmptyPolicyRefused) {
-  std::vector<BackupRef> b = {{"a1", "a", At(2026, 1, 1)}, {"a2", "a", At(2026, 1, 2)},
+  std::vector<BackupRef> b = {{"a1", "a", At(2026, 1, 1)},
+                              {"a2", "a", At(2026, 1, 2)},
                               {"b1", "b", At(2025, 1, 1)}};
   RetentionPolicy p;
   p.keep_last = 1;

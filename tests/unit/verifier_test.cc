@@ -17,7 +17,8 @@ TEST_F(VerifierTest, CleanRepositoryVerifies) {
   EXPECT_TRUE(r->ok());
   EXPECT_EQ(r->backups_checked, 1u);
   EXPECT_EQ(r->chunks_checked, 16u);
-  EXPECT_EQ(r->chunks_deep_checked, 16u);  // unencrypted: re-hashed without a key
+  EXPECT_EQ(r->chunks_deep_checked,
+            16u);  // unencrypted: re-hashed without a key
 }
 
 TEST_F(VerifierTest, FlippedByteIsReportedWithEveryAffectedBackup) {
@@ -37,8 +38,10 @@ TEST_F(VerifierTest, FlippedByteIsReportedWithEveryAffectedBackup) {
   ASSERT_EQ(r->bad_chunks.size(), 1u);
   EXPECT_EQ(r->bad_chunks[0].id, victim);
   EXPECT_EQ(r->bad_chunks[0].path, path);
-  EXPECT_NE(r->bad_chunks[0].error.find("CRC"), std::string::npos) << r->bad_chunks[0].error;
-  EXPECT_EQ(r->bad_chunks[0].affected_backups, (std::vector<std::string>{"a", "b"}));
+  EXPECT_NE(r->bad_chunks[0].error.find("CRC"), std::string::npos)
+      << r->bad_chunks[0].error;
+  EXPECT_EQ(r->bad_chunks[0].affected_backups,
+            (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(r->damaged_backups, (std::vector<std::string>{"a", "b"}));
 
   // Restricting to backup c finds nothing wrong.
@@ -46,7 +49,8 @@ TEST_F(VerifierTest, FlippedByteIsReportedWithEveryAffectedBackup) {
   only_c.backup_ids = {"c"};
   EXPECT_TRUE(VerifyRepository(repo_.get(), only_c)->ok());
   only_c.backup_ids = {"nope"};
-  EXPECT_EQ(VerifyRepository(repo_.get(), only_c).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(VerifyRepository(repo_.get(), only_c).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(VerifierTest, MissingChunkAndDamagedManifestAreReported) {
@@ -65,7 +69,8 @@ TEST_F(VerifierTest, MissingChunkAndDamagedManifestAreReported) {
 
 TEST_F(VerifierTest, KeyEnablesDeepChecksOfEncryptedChunks) {
   DataKey key = DataKey::Generate();
-  BackupResult r1 = BackupData("e1", testing::TextLikeBytes(512 << 10, 3), "", &key);
+  BackupResult r1 =
+      BackupData("e1", testing::TextLikeBytes(512 << 10, 3), "", &key);
   auto shallow = VerifyRepository(repo_.get(), {});
   ASSERT_TRUE(shallow.ok());
   EXPECT_TRUE(shallow->ok());
@@ -77,7 +82,8 @@ TEST_F(VerifierTest, KeyEnablesDeepChecksOfEncryptedChunks) {
   EXPECT_TRUE(d->ok());
   EXPECT_EQ(d->chunks_deep_checked, 8u);
 
-  // Swap two chunk files: CRCs still pass, the GCM tag (bound to the id) does not.
+  // Swap two chunk files: CRCs still pass, the GCM tag (bound to the id) does
+  // not.
   std::string p0 = repo_->chunks().ChunkPath(r1.manifest.chunks[0]);
   std::string p1 = repo_->chunks().ChunkPath(r1.manifest.chunks[1]);
   std::string c0 = testing::ReadFileOrDie(p0), c1 = testing::ReadFileOrDie(p1);
