@@ -141,42 +141,64 @@ std::string RandomString(size_t n) {
   return s;
 }
 
-Status AesGcmEncrypt(std::string_view key, std::string_view nonce,
-                     std::string_view aad, std::string_view plaintext,
-                     std::string* out, uint8_t tag[kGcmTagSize]) {
+namespace {
+
+// A GCM context keyed for encryption (`encrypt`) or decryption, with the
+// additional authenticated data already absorbed.
+StatusOr<CipherCtx> InitGcm(bool encrypt, std::string_view key,
+                            std::string_view nonce, std::string_view aad) {
   if (key.size() != kAesKeySize || nonce.size() != kGcmNonceSize) {
     return absl::InvalidArgumentError("AES-256-GCM: bad key or nonce size");
   }
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
-  const auto* k = reinterpret_cast<const unsigned char*>(key.data());
-  const auto* iv = reinterpret_cast<const unsigned char*>(nonce.data());
-  int len = 0;
-  if (EVP_EncryptInit_ex2(ctx.get(), Aes256Gcm(), k, iv, nullptr) != 1) {
+  if (EVP_CipherInit_ex2(ctx.get(), Aes256Gcm(),
+                         reinterpret_cast<const unsigned char*>(key.data()),
+                         reinterpret_cast<const unsigned char*>(nonce.data()),
+                         encrypt ? 1 : 0, nullptr) != 1) {
     return absl::InternalError(OpensslError("AES-GCM init"));
   }
+  int len = 0;
   if (!aad.empty() &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len,
-                        reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1) {
+      EVP_CipherUpdate(ctx.get(), nullptr, &len,
+                       reinterpret_cast<const unsigned char*>(aad.data()),
+                       static_cast<int>(aad.size())) != 1) {
     return absl::InternalError(OpensslError("AES-GCM aad"));
   }
+  return ctx;
+}
+
+// Runs `in` through the context into `dst` (same length). Returns the
+// number of bytes written, or -1.
+int CipherBytes(EVP_CIPHER_CTX* ctx, std::string_view in, char* dst) {
+  int len = 0;
+  if (EVP_CipherUpdate(ctx, reinterpret_cast<unsigned char*>(dst), &len,
+                       reinterpret_cast<const unsigned char*>(in.data()),
+                       static_cast<int>(in.size())) != 1) {
+    return -1;
+  }
+  return len;
+}
+
+}  // namespace
+
+Status AesGcmEncrypt(std::string_view key, std::string_view nonce,
+                     std::string_view aad, std::string_view plaintext,
+                     std::string* out, uint8_t tag[kGcmTagSize]) {
+  CAIRN_ASSIGN_OR_RETURN(CipherCtx ctx, InitGcm(true, key, nonce, aad));
   size_t base = out->size();
   out->resize(base + plaintext.size());
-  auto* dst = reinterpret_cast<unsigned char*>(out->data() + base);
-  if (EVP_EncryptUpdate(
-          ctx.get(), dst, &len,
-          reinterpret_cast<const unsigned char*>(plaintext.data()),
-          static_cast<int>(plaintext.size())) != 1) {
-    out->resize(base);
-    return absl::InternalError(OpensslError("AES-GCM encrypt"));
-  }
+  char* dst = out->data() + base;
+  int len = CipherBytes(ctx.get(), plaintext, dst);
   int final_len = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), dst + len, &final_len) != 1 ||
+  if (len < 0 ||
+      EVP_EncryptFinal_ex(ctx.get(),
+                          reinterpret_cast<unsigned char*>(dst) + len,
+                          &final_len) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, tag) !=
           1) {
     out->resize(base);
-    return absl::InternalError(OpensslError("AES-GCM final"));
+    return absl::InternalError(OpensslError("AES-GCM encrypt"));
   }
   return absl::OkStatus();
 }
@@ -185,39 +207,19 @@ Status AesGcmDecrypt(std::string_view key, std::string_view nonce,
                      std::string_view aad, std::string_view ciphertext,
                      const uint8_t tag[kGcmTagSize], std::string* out) {
   out->clear();
-  if (key.size() != kAesKeySize || nonce.size() != kGcmNonceSize) {
-    return absl::InvalidArgumentError("AES-256-GCM: bad key or nonce size");
-  }
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
-  const auto* k = reinterpret_cast<const unsigned char*>(key.data());
-  const auto* iv = reinterpret_cast<const unsigned char*>(nonce.data());
-  int len = 0;
-  if (EVP_DecryptInit_ex2(ctx.get(), Aes256Gcm(), k, iv, nullptr) != 1) {
-    return absl::InternalError(OpensslError("AES-GCM init"));
-  }
-  if (!aad.empty() &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len,
-                        reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1) {
-    return absl::InternalError(OpensslError("AES-GCM aad"));
-  }
+  CAIRN_ASSIGN_OR_RETURN(CipherCtx ctx, InitGcm(false, key, nonce, aad));
   out->resize(ciphertext.size());
-  auto* dst = reinterpret_cast<unsigned char*>(out->data());
-  if (EVP_DecryptUpdate(
-          ctx.get(), dst, &len,
-          reinterpret_cast<const unsigned char*>(ciphertext.data()),
-          static_cast<int>(ciphertext.size())) != 1) {
+  int len = CipherBytes(ctx.get(), ciphertext, out->data());
+  if (len < 0 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize,
+                          const_cast<uint8_t*>(tag)) != 1) {
     out->clear();
     return absl::InternalError(OpensslError("AES-GCM decrypt"));
   }
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize,
-                          const_cast<uint8_t*>(tag)) != 1) {
-    out->clear();
-    return absl::InternalError(OpensslError("AES-GCM set tag"));
-  }
   int final_len = 0;
-  if (EVP_DecryptFinal_ex(ctx.get(), dst + len, &final_len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(),
+                          reinterpret_cast<unsigned char*>(out->data()) + len,
+                          &final_len) != 1) {
     ERR_clear_error();
     out->clear();
     return absl::DataLossError(

@@ -72,18 +72,10 @@ Status ChunkStore::Put(const ChunkId& id, std::string_view stored) {
     pending_sync_dirs_.insert(chunks_dir_);
   }
 
-  std::string tmp = TempPath(id.ToHex());
-  Status s = [&]() -> Status {
-    CAIRN_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(tmp));
-    CAIRN_RETURN_IF_ERROR(file->Append(stored));
-    CAIRN_RETURN_IF_ERROR(file->Sync());
-    CAIRN_RETURN_IF_ERROR(file->Close());
-    return env_->RenameFile(tmp, path);
-  }();
-  if (!s.ok()) {
-    env_->RemoveFile(tmp).IgnoreError();
-    return s;
-  }
+  // The directory sync is deferred to SyncPending() (see the header).
+  CAIRN_RETURN_IF_ERROR(WriteFileAtomically(env_, stored, TempPath(id.ToHex()),
+                                            path,
+                                            /*sync_dir=*/false));
   std::lock_guard<std::mutex> lock(mu_);
   pending_sync_dirs_.insert(dir);
   return absl::OkStatus();

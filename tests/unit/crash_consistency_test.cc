@@ -11,6 +11,7 @@
 #include "media_agent/repository.h"
 #include "media_agent/verifier.h"
 #include "tests/testing/fault_injection_env.h"
+#include "tests/testing/forwarding_sink.h"
 #include "tests/testing/test_util.h"
 
 namespace cairn {
@@ -101,20 +102,12 @@ TEST_F(CrashConsistencyTest, CrashBeforeCommitLeavesNoBackupAndNoPartialChunk) {
     req.source_name = "host";
     req.backup_id = "b1";
     req.chunk_size = 64 << 10;
-    class NoCommit : public ChunkSink {
+    class NoCommit : public testing::ForwardingSink {
      public:
-      explicit NoCommit(BackupSession* s) : s_(s) {}
-      StatusOr<std::vector<bool>> HasChunks(
-          std::span<const ChunkId> ids) override {
-        return s_->HasChunks(ids);
-      }
-      Status PutChunk(const ChunkId& id, std::string_view stored) override {
-        return s_->PutChunk(id, stored);
-      }
+      using ForwardingSink::ForwardingSink;
       Status Commit(const std::string&, std::string_view) override {
         return absl::AbortedError("crash before commit");
       }
-      BackupSession* s_;
     };
     auto session = repo->BeginBackup();
     NoCommit sink(session.get());
@@ -179,22 +172,14 @@ TEST_F(CrashConsistencyTest, FailedDirectorySyncAtCommitWritesNoManifest) {
   req.chunk_size = 64 << 10;
   auto session = repo->BeginBackup();
   // Store everything first, then make the next sync (a directory's) fail.
-  class FailAtCommit : public ChunkSink {
+  class FailAtCommit : public testing::ForwardingSink {
    public:
-    FailAtCommit(BackupSession* s, testing::FaultInjectionEnv* env)
-        : s_(s), env_(env) {}
-    StatusOr<std::vector<bool>> HasChunks(
-        std::span<const ChunkId> ids) override {
-      return s_->HasChunks(ids);
-    }
-    Status PutChunk(const ChunkId& id, std::string_view stored) override {
-      return s_->PutChunk(id, stored);
-    }
+    FailAtCommit(ChunkSink* s, testing::FaultInjectionEnv* env)
+        : ForwardingSink(s), env_(env) {}
     Status Commit(const std::string& id, std::string_view m) override {
       env_->FailSyncs(1);
-      return s_->Commit(id, m);
+      return ForwardingSink::Commit(id, m);
     }
-    BackupSession* s_;
     testing::FaultInjectionEnv* env_;
   } sink(session.get(), &env_);
   EXPECT_FALSE(RunBackup(req, &sink).ok());

@@ -8,26 +8,20 @@
 #include "agent/image_restore.h"
 #include "media_agent/image_reader.h"
 #include "media_agent/verifier.h"
+#include "tests/testing/forwarding_sink.h"
 #include "tests/unit/repo_fixture.h"
 
 namespace cairn {
 namespace {
 
 // Forwards to a session but records the manifest instead of committing it.
-class HoldCommit : public ChunkSink {
+class HoldCommit : public testing::ForwardingSink {
  public:
-  explicit HoldCommit(BackupSession* s) : s_(s) {}
-  StatusOr<std::vector<bool>> HasChunks(std::span<const ChunkId> ids) override {
-    return s_->HasChunks(ids);
-  }
-  Status PutChunk(const ChunkId& id, std::string_view stored) override {
-    return s_->PutChunk(id, stored);
-  }
+  using ForwardingSink::ForwardingSink;
   Status Commit(const std::string&, std::string_view m) override {
     manifest = std::string(m);
     return absl::OkStatus();
   }
-  BackupSession* s_;
   std::string manifest;
 };
 
