@@ -181,6 +181,48 @@ int RunRestoreCommand(const RestoreArgs& a) {
   return 0;
 }
 
+// Fills settings the command line left unset from a YAML file. Flags win.
+Status ApplyConfig(const std::string& path, bool log_level_given,
+                   std::string* log_level, BackupArgs* b, RestoreArgs* r,
+                   bool is_backup, bool is_restore) {
+  CAIRN_ASSIGN_OR_RETURN(ConfigReader config, ConfigReader::LoadFile(path));
+  CAIRN_ASSIGN_OR_RETURN(std::string store, config.GetString("store", ""));
+  CAIRN_ASSIGN_OR_RETURN(std::string key_file,
+                         config.GetString("key_file", ""));
+  CAIRN_ASSIGN_OR_RETURN(std::string level,
+                         config.GetString("log_level", *log_level));
+  CAIRN_ASSIGN_OR_RETURN(ConfigReader backup, config.GetSection("backup"));
+  CAIRN_ASSIGN_OR_RETURN(std::string name, backup.GetString("name", b->name));
+  CAIRN_ASSIGN_OR_RETURN(uint64_t chunk_size, backup.GetSize("chunk_size", 0));
+  CAIRN_ASSIGN_OR_RETURN(int64_t zstd_level,
+                         backup.GetInt("zstd_level", b->zstd_level));
+  CAIRN_ASSIGN_OR_RETURN(int64_t threads, backup.GetInt("threads", b->threads));
+  CAIRN_RETURN_IF_ERROR(backup.Finish());
+  CAIRN_RETURN_IF_ERROR(config.Finish());
+  if (chunk_size != 0 && !ValidateChunkSize(chunk_size).ok()) {
+    return config.ErrorAt(
+        "backup", "chunk_size must be a power of two from 64KiB to 16MiB");
+  }
+  if (!log_level_given) *log_level = level;
+  auto fill = [](std::string* field, const std::string& value) {
+    if (field->empty()) *field = value;
+  };
+  if (is_backup) {
+    fill(&b->store, store);
+    fill(&b->key_file, key_file);
+    fill(&b->name, name);
+    if (chunk_size != 0 && b->chunk_size == "4MiB")
+      b->chunk_size = std::to_string(chunk_size);
+    if (b->zstd_level == 1) b->zstd_level = static_cast<int>(zstd_level);
+    if (b->threads == 0) b->threads = static_cast<int>(threads);
+  }
+  if (is_restore) {
+    fill(&r->store, store);
+    fill(&r->key_file, key_file);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 }  // namespace cairn
 
@@ -189,12 +231,18 @@ int main(int argc, char** argv) {
   CLI::App app{"cairn-agent: Cairn client agent (image backup and restore)"};
   app.require_subcommand(1);
   std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::string config_file;
+  auto* log_opt =
+      app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option(
+      "--config", config_file,
+      "YAML settings (store, key_file, log_level, backup.{name,chunk_size,"
+      "zstd_level,threads}); flags override them. See deploy/cairn-agent.yaml");
 
   BackupArgs b;
   auto* backup = app.add_subcommand(
       "backup", "Back up a block device or image file into a local repository");
-  backup->add_option("--store", b.store, "Repository directory")->required();
+  backup->add_option("--store", b.store, "Repository directory");
   backup
       ->add_option("--source", b.source,
                    "Block device or image file to back up")
@@ -226,7 +274,7 @@ int main(int argc, char** argv) {
   RestoreArgs r;
   auto* restore = app.add_subcommand(
       "restore", "Restore a backup to a file or block device");
-  restore->add_option("--store", r.store, "Repository directory")->required();
+  restore->add_option("--store", r.store, "Repository directory");
   restore->add_option("--backup", r.backup, "Backup id")->required();
   restore->add_option("--target", r.target, "Target file or block device")
       ->required();
@@ -238,6 +286,18 @@ int main(int argc, char** argv) {
   restore->add_flag("--quiet", r.quiet, "No progress output");
 
   CLI11_PARSE(app, argc, argv);
+  if (!config_file.empty()) {
+    Status s = ApplyConfig(config_file, log_opt->count() > 0, &log_level, &b,
+                           &r, backup->parsed(), restore->parsed());
+    if (!s.ok()) return cli::ReportError(s, b.json || r.json);
+  }
+  if ((backup->parsed() && b.store.empty()) ||
+      (restore->parsed() && r.store.empty())) {
+    return cli::ReportError(
+        absl::InvalidArgumentError(
+            "--store is required (on the command line or in --config)"),
+        b.json || r.json);
+  }
   if (Status s = InitLogging("cairn-agent", log_level); !s.ok()) {
     return cli::ReportError(s, false);
   }

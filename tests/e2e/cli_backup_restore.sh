@@ -69,6 +69,15 @@ expect_exit 2 "$AGENT" backup --store repo --source disk.img --chunk-size 3000 -
 expect_exit 3 "$AGENT" backup --store repo --source /nonexistent --quiet
 expect_exit 3 "$MEDIA" store list --store "$WORK/not-a-repo"
 
+# Settings from a YAML file; a misspelt key is an error naming file, line and key.
+printf 'store: repo\nbackup:\n  name: pc3\n  chunk_size: 1MiB\n' > agent.yaml
+"$AGENT" --config agent.yaml backup --source disk.img --id cfg1 --json --quiet | grep -q '"chunk_size": 1048576' \
+  || fail "config chunk_size not applied"
+printf 'store: repo\nbackup:\n  chunk_sise: 1MiB\n' > bad.yaml
+set +e; err=$("$AGENT" --config bad.yaml backup --source disk.img --quiet 2>&1); rc=$?; set -e
+[ "$rc" -eq 2 ] || fail "bad config exit code $rc"
+echo "$err" | grep -q "bad.yaml:3: unknown key 'backup.chunk_sise'" || fail "bad config message: $err"
+
 # Consolidate, prune, gc.
 "$MEDIA" store consolidate --store repo --backup inc1 --id synth1 >/dev/null
 "$MEDIA" store prune --store repo --source pc1 --keep-last 1 --dry-run --json | grep -q '"keep": false' \
