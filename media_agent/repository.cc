@@ -29,6 +29,15 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(
                  " (create one with 'cairn-media store init')"));
     }
     CAIRN_RETURN_IF_ERROR(env->CreateDir(root));
+    // Never scatter a repository into a directory that holds other things
+    // (an unfinished init leaves only the entries below).
+    CAIRN_ASSIGN_OR_RETURN(auto existing, env->GetChildren(root));
+    for (const auto& name : existing) {
+      if (name != "chunks" && name != "manifests" && name != "tmp" && name != "LOCK") {
+        return absl::FailedPreconditionError(
+            StrCat(root, " is not empty and not a Cairn repository (found '", name, "')"));
+      }
+    }
     for (const char* sub : {"chunks", "manifests", "tmp"}) {
       CAIRN_RETURN_IF_ERROR(env->CreateDir(JoinPath(root, sub)));
     }

@@ -86,6 +86,12 @@ TEST_F(ChunkStoreTest, SecondOpenIsRefusedWhileLocked) {
   EXPECT_TRUE(Repository::Open(dir_.Sub("repo"), {}).ok());
   EXPECT_EQ(Repository::Open(dir_.Sub("nothing-here"), {}).status().code(),
             absl::StatusCode::kNotFound);
+  // init refuses a non-empty directory that is not a repository.
+  testing::WriteFileOrDie(dir_.Sub("precious.txt"), "keep me");
+  RepositoryOptions create;
+  create.create_if_missing = true;
+  EXPECT_EQ(Repository::Open(dir_.path(), create).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ChunkStoreTest, CommitRefusesBadManifests) {
