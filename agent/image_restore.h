@@ -15,7 +15,7 @@
 
 #include "common/progress.h"
 #include "common/status.h"
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 
 namespace cairn {
 

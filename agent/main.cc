@@ -14,7 +14,7 @@
 #include "common/config.h"
 #include "common/logging.h"
 #include "common/progress.h"
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 #include "media_agent/repository.h"
 
 namespace cairn {

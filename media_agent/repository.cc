@@ -33,9 +33,11 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(
     // (an unfinished init leaves only the entries below).
     CAIRN_ASSIGN_OR_RETURN(auto existing, env->GetChildren(root));
     for (const auto& name : existing) {
-      if (name != "chunks" && name != "manifests" && name != "tmp" && name != "LOCK") {
+      if (name != "chunks" && name != "manifests" && name != "tmp" &&
+          name != "LOCK") {
         return absl::FailedPreconditionError(
-            StrCat(root, " is not empty and not a Cairn repository (found '", name, "')"));
+            StrCat(root, " is not empty and not a Cairn repository (found '",
+                   name, "')"));
       }
     }
     for (const char* sub : {"chunks", "manifests", "tmp"}) {
@@ -85,6 +87,14 @@ StatusOr<Manifest> Repository::LoadManifest(const std::string& backup_id,
   CAIRN_ASSIGN_OR_RETURN(std::string path, manifests_.Path(backup_id));
   CAIRN_ASSIGN_OR_RETURN(std::string data, manifests_.Get(backup_id));
   return DecodeManifest(data, path, key);
+}
+
+StatusOr<std::string> Repository::GetChunk(const ChunkId& id) const {
+  return chunks_.Get(id);
+}
+
+std::string Repository::DescribeChunk(const ChunkId& id) const {
+  return StrCat("file ", chunks_.ChunkPath(id));
 }
 
 Status Repository::DeleteBackup(const std::string& backup_id) {

@@ -21,6 +21,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "common/chunk_sink.h"
+#include "common/chunk_source.h"
 #include "common/data_key.h"
 #include "common/env.h"
 #include "common/manifest.h"
@@ -37,14 +38,14 @@ struct RepositoryOptions {
   bool create_if_missing = false;
 };
 
-class Repository {
+class Repository final : public ChunkSource {
  public:
   // Opens (or creates) the repository at `root`, takes its lock and removes
   // temp files a crash left behind. FailedPrecondition if another process
   // holds it; NotFound if absent and !create_if_missing.
   static StatusOr<std::unique_ptr<Repository>> Open(
       const std::string& root, const RepositoryOptions& options);
-  ~Repository();
+  ~Repository() override;
 
   const std::string& root() const { return root_; }
   Env* env() const { return env_; }
@@ -59,7 +60,10 @@ class Repository {
   // checked too. NotFound for an unknown id; DataLoss naming the file if
   // damaged.
   StatusOr<Manifest> LoadManifest(const std::string& backup_id,
-                                  const DataKey* key) const;
+                                  const DataKey* key) const override;
+  // ChunkSource: reads from the local chunk store.
+  StatusOr<std::string> GetChunk(const ChunkId& id) const override;
+  std::string DescribeChunk(const ChunkId& id) const override;
 
   // Removes a backup's manifest (its chunks go at the next GC).
   Status DeleteBackup(const std::string& backup_id);

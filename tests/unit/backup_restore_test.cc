@@ -4,7 +4,7 @@
 
 #include "agent/backup_pipeline.h"
 #include "agent/image_restore.h"
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 #include "media_agent/repository.h"
 #include "tests/testing/test_util.h"
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "agent/image_restore.h"
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 #include "tests/unit/repo_fixture.h"
 
 namespace cairn {

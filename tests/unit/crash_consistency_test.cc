@@ -7,7 +7,7 @@
 #include "agent/backup_pipeline.h"
 #include "agent/image_restore.h"
 #include "common/chunk_format.h"
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 #include "media_agent/repository.h"
 #include "media_agent/verifier.h"
 #include "tests/testing/fault_injection_env.h"

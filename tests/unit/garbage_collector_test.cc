@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "agent/image_restore.h"
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 #include "media_agent/verifier.h"
 #include "tests/testing/forwarding_sink.h"
 #include "tests/unit/repo_fixture.h"

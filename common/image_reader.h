@@ -1,5 +1,6 @@
 // ImageReader: random-access reads of a backed-up image, straight from the
-// chunk store. Backs full restores, the NBD export and file-level browse.
+// chunk store through a ChunkSource (local repository or media agent).
+// Backs full restores, the NBD export and file-level browse.
 //
 // A read of [offset, offset+length) touches only the chunks it overlaps;
 // zero chunks read as zeros without I/O. Decoded chunks are kept in a small
@@ -7,8 +8,8 @@
 // chunk once.
 //
 // Thread safety: thread-safe.
-#ifndef CAIRN_MEDIA_AGENT_IMAGE_READER_H_
-#define CAIRN_MEDIA_AGENT_IMAGE_READER_H_
+#ifndef CAIRN_COMMON_IMAGE_READER_H_
+#define CAIRN_COMMON_IMAGE_READER_H_
 
 #include <cstdint>
 #include <list>
@@ -16,10 +17,10 @@
 #include <mutex>
 #include <string>
 
+#include "common/chunk_source.h"
 #include "common/data_key.h"
 #include "common/manifest.h"
 #include "common/status.h"
-#include "media_agent/repository.h"
 
 namespace cairn {
 
@@ -27,10 +28,10 @@ class ImageReader {
  public:
   // Loads and checks `backup_id`'s manifest. An encrypted backup needs `key`
   // (FailedPrecondition otherwise); the manifest signature is verified with
-  // it. `repo` and `key` are not owned and must outlive the reader.
+  // it. `source` and `key` are not owned and must outlive the reader.
   static StatusOr<std::unique_ptr<ImageReader>> Open(
-      Repository* repo, const std::string& backup_id, const DataKey* key,
-      size_t cache_chunks = 8);
+      const ChunkSource* source, const std::string& backup_id,
+      const DataKey* key, size_t cache_chunks = 8);
 
   const Manifest& manifest() const { return manifest_; }
   uint64_t size() const { return manifest_.image_size; }
@@ -45,11 +46,11 @@ class ImageReader {
   Status ReadChunk(uint64_t index, std::string* out) const;
 
  private:
-  ImageReader(Repository* repo, Manifest manifest, const DataKey* key,
+  ImageReader(const ChunkSource* source, Manifest manifest, const DataKey* key,
               size_t cache_chunks);
   StatusOr<std::shared_ptr<const std::string>> CachedChunk(uint64_t index);
 
-  Repository* const repo_;
+  const ChunkSource* const source_;
   const Manifest manifest_;
   const DataKey* const key_;
   const size_t cache_capacity_;
@@ -61,4 +62,4 @@ class ImageReader {
 
 }  // namespace cairn
 
-#endif  // CAIRN_MEDIA_AGENT_IMAGE_READER_H_
+#endif  // CAIRN_COMMON_IMAGE_READER_H_

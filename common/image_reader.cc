@@ -1,4 +1,4 @@
-#include "media_agent/image_reader.h"
+#include "common/image_reader.h"
 
 #include <cstring>
 
@@ -8,24 +8,24 @@
 
 namespace cairn {
 
-ImageReader::ImageReader(Repository* repo, Manifest manifest,
+ImageReader::ImageReader(const ChunkSource* source, Manifest manifest,
                          const DataKey* key, size_t cache_chunks)
-    : repo_(repo),
+    : source_(source),
       manifest_(std::move(manifest)),
       key_(key),
       cache_capacity_(cache_chunks == 0 ? 1 : cache_chunks) {}
 
 StatusOr<std::unique_ptr<ImageReader>> ImageReader::Open(
-    Repository* repo, const std::string& backup_id, const DataKey* key,
+    const ChunkSource* source, const std::string& backup_id, const DataKey* key,
     size_t cache_chunks) {
-  CAIRN_ASSIGN_OR_RETURN(Manifest m, repo->LoadManifest(backup_id, key));
+  CAIRN_ASSIGN_OR_RETURN(Manifest m, source->LoadManifest(backup_id, key));
   if (m.encrypted() && key == nullptr) {
     return absl::FailedPreconditionError(StrCat(
         "backup '", backup_id, "' is encrypted (key ",
         HexEncode(m.key_fingerprint), "); a data key is required to read it"));
   }
   return std::unique_ptr<ImageReader>(
-      new ImageReader(repo, std::move(m), key, cache_chunks));
+      new ImageReader(source, std::move(m), key, cache_chunks));
 }
 
 Status ImageReader::ReadChunk(uint64_t index, std::string* out) const {
@@ -35,12 +35,12 @@ Status ImageReader::ReadChunk(uint64_t index, std::string* out) const {
     out->assign(length, '\0');
     return absl::OkStatus();
   }
-  CAIRN_ASSIGN_OR_RETURN(std::string stored, repo_->chunks().Get(id));
+  CAIRN_ASSIGN_OR_RETURN(std::string stored, source_->GetChunk(id));
   Status s = DecodeChunk(id, stored, key_, out);
   if (!s.ok()) {
     return Status(s.code(),
-                  StrCat("chunk ", index, " (", id.ToHex(), ", file ",
-                         repo_->chunks().ChunkPath(id), "): ", s.message()));
+                  StrCat("chunk ", index, " (", id.ToHex(), ", ",
+                         source_->DescribeChunk(id), "): ", s.message()));
   }
   if (out->size() != length) {
     return absl::DataLossError(StrCat("chunk ", index, " (", id.ToHex(),
