@@ -1,0 +1,87 @@
+// DataPath: the media agent's side of backups and restores over the
+// network - the domain service behind the MediaService RPCs. It knows
+// nothing of gRPC: handlers pass the caller's verified identity (from its
+// client certificate) and the request's signed ticket.
+//
+// Every call is authorized the same way: the ticket's signature verifies
+// against the storage manager's certificate, it has not expired, it is for
+// this media agent, the caller is the ticket's client, and the operation
+// matches. Then:
+//  - a backup ticket opens (or reuses) one BackupSession per job; chunks go
+//    into it; CommitBackup accepts only a manifest for the ticket's backup
+//    id and client, whose parent is the ticket's parent; the session ends
+//    at commit or expiry;
+//  - a restore ticket lets the caller read the ticket's backup's manifest
+//    and only the chunks that manifest references (so a client cannot probe
+//    for other clients' chunks by content hash).
+//
+// Thread safety: thread-safe.
+#ifndef CAIRN_MEDIA_AGENT_DATA_PATH_H_
+#define CAIRN_MEDIA_AGENT_DATA_PATH_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "common/session_ticket.h"
+#include "media_agent/repository.h"
+
+namespace cairn {
+
+class DataPath {
+ public:
+  using Clock = std::function<int64_t()>;  // microseconds since the epoch
+
+  // `repo` is not owned. `server_cert_pem` verifies tickets.
+  DataPath(Repository* repo, std::string media_id, std::string server_cert_pem,
+           Clock clock = nullptr);
+
+  StatusOr<std::vector<bool>> HasChunks(const std::string& caller,
+                                        const std::string& ticket,
+                                        std::span<const ChunkId> ids);
+  Status PutChunk(const std::string& caller, const std::string& ticket,
+                  const ChunkId& id, std::string_view stored);
+  Status CommitBackup(const std::string& caller, const std::string& ticket,
+                      const std::string& backup_id, std::string_view manifest);
+  StatusOr<std::string> GetChunk(const std::string& caller,
+                                 const std::string& ticket, const ChunkId& id);
+  StatusOr<std::string> GetManifest(const std::string& caller,
+                                    const std::string& ticket,
+                                    const std::string& backup_id);
+
+  // Number of open backup sessions (for tests and metrics).
+  size_t OpenSessions();
+
+ private:
+  struct Backup {
+    std::unique_ptr<BackupSession> session;
+    int64_t expires_unix_us = 0;
+  };
+  struct Restore {
+    absl::flat_hash_set<ChunkId> readable;
+    int64_t expires_unix_us = 0;
+  };
+  StatusOr<SessionTicket> Authorize(const std::string& caller,
+                                    const std::string& ticket,
+                                    SessionTicket::Operation op);
+  StatusOr<BackupSession*> BackupFor(const SessionTicket& t);
+  void DropExpiredLocked(int64_t now);
+
+  Repository* const repo_;
+  const std::string media_id_;
+  const std::string server_cert_pem_;
+  const Clock clock_;
+
+  std::mutex mu_;
+  std::map<uint64_t, Backup> backups_;    // by job id; guarded by mu_
+  std::map<uint64_t, Restore> restores_;  // by job id; guarded by mu_
+};
+
+}  // namespace cairn
+
+#endif  // CAIRN_MEDIA_AGENT_DATA_PATH_H_
