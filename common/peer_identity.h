@@ -4,14 +4,15 @@
 // server's internal CA (server/certificate_authority.h), which alone sets its
 // subject and extensions. The identity and role are encoded as:
 //
-//   subject CN           = <identity>
+//   subject CN           = <identity>  (omitted beyond 64 characters,
+//                                       the X.520 limit)
 //   subjectAltName URI   = cairn://role/<role>/<identity>
 //   extendedKeyUsage     includes clientAuth
 //
-// The URI SAN is authoritative; the CN must agree with it. <role> is one of
-// RoleName()'s names, <identity> matches IsValidIdentity(). A certificate
-// from the CA without exactly one such URI (the server's own certificate,
-// say) authenticates nobody.
+// The URI SAN is authoritative; a CN must agree with it. <role> is one of
+// RoleName()'s names except "system", <identity> matches IsValidIdentity(). A
+// certificate from the CA without exactly one such URI (the server's own
+// certificate, say) authenticates nobody.
 //
 // How a call is authorized (DESIGN.md section 8):
 //   1. The TLS handshake (common/tls.h) verifies a presented client
@@ -30,10 +31,12 @@
 #ifndef CAIRN_COMMON_PEER_IDENTITY_H_
 #define CAIRN_COMMON_PEER_IDENTITY_H_
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 
+#include "common/role.h"
 #include "common/status.h"
 
 namespace grpc {
@@ -42,26 +45,6 @@ class Status;
 }  // namespace grpc
 
 namespace cairn {
-
-enum class Role {
-  kAdmin,
-  kOperator,
-  kHelpdesk,
-  kAuditor,
-  kAgent,
-  kMedia,
-};
-
-// "admin", "operator", "helpdesk", "auditor", "agent", "media".
-std::string_view RoleName(Role role);
-// Inverse of RoleName (exact, lower case). InvalidArgument naming the valid
-// roles otherwise.
-StatusOr<Role> ParseRole(std::string_view name);
-
-// Identities are 1..128 characters of [A-Za-z0-9._@-], not starting with '.'
-// or '-': host names, client ids and user names fit; nothing needs escaping
-// in a certificate or a URI.
-bool IsValidIdentity(std::string_view identity);
 
 // "cairn://role/<role>/<identity>", the URI SAN that carries the role.
 std::string RoleUri(Role role, std::string_view identity);
@@ -80,7 +63,8 @@ struct PeerIdentity {
 // InvalidArgument if `cert_pem` does not parse.
 // The certificate's signature and validity are NOT checked here: that is the
 // TLS handshake's job.
-StatusOr<PeerIdentity> PeerIdentityFromCertificatePem(std::string_view cert_pem);
+StatusOr<PeerIdentity> PeerIdentityFromCertificatePem(
+    std::string_view cert_pem);
 
 // The identity of the caller of the current RPC.
 // Unauthenticated if the connection presented no verified client certificate
@@ -92,8 +76,8 @@ StatusOr<PeerIdentity> PeerIdentityFromContext(
 // OK if `peer.role` is among `allowed`; otherwise PermissionDenied
 // "role agent may not call <what>". `what` names the RPC, e.g.
 // "cairn.v1.Health/Check".
-Status RequireRole(const PeerIdentity& peer, std::initializer_list<Role> allowed,
-                   std::string_view what);
+Status RequireRole(const PeerIdentity& peer,
+                   std::initializer_list<Role> allowed, std::string_view what);
 
 // PeerIdentityFromContext followed by RequireRole: the first lines of every
 // handler except Enroll.

@@ -1,0 +1,125 @@
+#include "agent/remote_media.h"
+
+#include "common/chunk_format.h"
+#include "common/strings.h"
+
+namespace cairn {
+namespace {
+constexpr int kMaxMessageBytes = 17 << 20;  // matches kMediaMaxMessageBytes
+constexpr size_t kHasBatch = 4096;          // matches kMaxIdsPerHasChunks
+}  // namespace
+
+grpc::ChannelArguments MediaChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  return args;
+}
+
+RemoteMedia::RemoteMedia(std::shared_ptr<grpc::Channel> channel,
+                         std::string address, std::string ticket,
+                         std::chrono::milliseconds deadline)
+    : stub_(v1::MediaService::NewStub(channel)),
+      address_(std::move(address)),
+      ticket_(std::move(ticket)),
+      deadline_(deadline) {}
+
+void RemoteMedia::Prepare(grpc::ClientContext* ctx) const {
+  ctx->set_deadline(std::chrono::system_clock::now() + deadline_);
+}
+
+Status RemoteMedia::FromGrpc(const grpc::Status& s,
+                             std::string_view what) const {
+  if (s.ok()) return absl::OkStatus();
+  return Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      StrCat(what, " at media agent ", address_, ": ", s.error_message()));
+}
+
+StatusOr<std::vector<bool>> RemoteMedia::HasChunks(
+    std::span<const ChunkId> ids) {
+  std::vector<bool> present;
+  present.reserve(ids.size());
+  for (size_t start = 0; start < ids.size(); start += kHasBatch) {
+    v1::HasChunksRequest req;
+    req.set_ticket(ticket_);
+    size_t end = std::min(ids.size(), start + kHasBatch);
+    for (size_t i = start; i < end; ++i)
+      req.add_ids(std::string(ids[i].AsStringView()));
+    v1::HasChunksResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    CAIRN_RETURN_IF_ERROR(
+        FromGrpc(stub_->HasChunks(&ctx, req, &resp), "HasChunks"));
+    if (static_cast<size_t>(resp.present_size()) != end - start) {
+      return absl::InternalError(StrCat("media agent ", address_, " answered ",
+                                        resp.present_size(), " of ",
+                                        end - start, " ids"));
+    }
+    for (bool b : resp.present()) present.push_back(b);
+  }
+  return present;
+}
+
+Status RemoteMedia::PutChunk(const ChunkId& id, std::string_view stored) {
+  v1::PutChunkRequest req;
+  req.set_ticket(ticket_);
+  req.set_id(std::string(id.AsStringView()));
+  req.set_stored(std::string(stored));
+  v1::PutChunkResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  return FromGrpc(stub_->PutChunk(&ctx, req, &resp), "PutChunk");
+}
+
+Status RemoteMedia::Commit(const std::string& backup_id,
+                           std::string_view manifest) {
+  v1::CommitBackupRequest req;
+  req.set_ticket(ticket_);
+  req.set_backup_id(backup_id);
+  req.set_manifest(std::string(manifest));
+  v1::CommitBackupResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  return FromGrpc(stub_->CommitBackup(&ctx, req, &resp), "CommitBackup");
+}
+
+StatusOr<Manifest> RemoteMedia::LoadManifest(const std::string& backup_id,
+                                             const DataKey* key) const {
+  v1::GetManifestRequest req;
+  req.set_ticket(ticket_);
+  req.set_backup_id(backup_id);
+  v1::GetManifestResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->GetManifest(&ctx, req, &resp), "GetManifest"));
+  return DecodeManifest(resp.manifest(),
+                        StrCat("'", backup_id, "' from media agent ", address_),
+                        key);
+}
+
+StatusOr<std::string> RemoteMedia::GetChunk(const ChunkId& id) const {
+  v1::GetChunkRequest req;
+  req.set_ticket(ticket_);
+  req.set_id(std::string(id.AsStringView()));
+  v1::GetChunkResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->GetChunk(&ctx, req, &resp), "GetChunk"));
+  // Damage in transit or at rest is caught here, before decoding.
+  auto header = CheckStoredChunk(resp.stored());
+  if (!header.ok()) {
+    return absl::DataLossError(StrCat("chunk ", id.ToHex(),
+                                      " from media agent ", address_, ": ",
+                                      header.status().message()));
+  }
+  return std::move(*resp.mutable_stored());
+}
+
+std::string RemoteMedia::DescribeChunk(const ChunkId& id) const {
+  return StrCat("media agent ", address_);
+}
+
+}  // namespace cairn
