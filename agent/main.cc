@@ -1,6 +1,8 @@
-// cairn-agent: the client agent. In this release it backs up a block device
-// or image file into a local repository and restores from one (the embedded
-// single-machine mode); the network mode arrives with the server.
+// cairn-agent: the client agent.
+//   enroll   get this machine's identity from cairn-server (one-time token)
+//   run      the daemon: command stream to cairn-server, backups, restores
+//   backup   back up into a local repository (embedded single-machine mode)
+//   restore  restore from a local repository
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -8,13 +10,15 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/agent_daemon.h"
 #include "agent/backup_pipeline.h"
+#include "agent/enrollment.h"
 #include "agent/image_restore.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/image_reader.h"
 #include "common/logging.h"
 #include "common/progress.h"
-#include "common/image_reader.h"
 #include "media_agent/repository.h"
 
 namespace cairn {
@@ -181,6 +185,55 @@ int RunRestoreCommand(const RestoreArgs& a) {
   return 0;
 }
 
+struct EnrollArgs {
+  std::string server, token, fingerprint, name, state_dir;
+  int timeout_seconds = 30;
+  bool json = false;
+};
+
+int RunEnrollCommand(const EnrollArgs& a) {
+  EnrollOptions o;
+  o.server = a.server;
+  o.token = a.token;
+  o.ca_fingerprint = a.fingerprint;
+  o.name = a.name;
+  o.state_dir = a.state_dir;
+  o.timeout = std::chrono::seconds(a.timeout_seconds);
+  auto config = EnrollAgent(o);
+  if (!config.ok()) return cli::ReportError(config.status(), a.json);
+  if (a.json) {
+    cli::PrintJson({{"identity", config->identity},
+                    {"server", config->server},
+                    {"state_dir", a.state_dir}});
+  } else {
+    std::cout << "enrolled as " << config->identity << " with "
+              << config->server << "; identity written to " << a.state_dir
+              << "\nstart the agent with: cairn-agent run --state-dir "
+              << a.state_dir << "\n";
+  }
+  return 0;
+}
+
+struct RunArgs {
+  std::string state_dir;
+  int heartbeat_seconds = 0, reconnect_max_seconds = 0, threads = -1;
+};
+
+int RunDaemonCommand(const RunArgs& a) {
+  AgentDaemonOptions o;
+  o.state_dir = a.state_dir;
+  if (a.heartbeat_seconds > 0) {
+    o.heartbeat_interval = std::chrono::seconds(a.heartbeat_seconds);
+  }
+  if (a.reconnect_max_seconds > 0) {
+    o.reconnect_max_delay = std::chrono::seconds(a.reconnect_max_seconds);
+  }
+  if (a.threads >= 0) o.threads = a.threads;
+  Status s = RunAgentDaemon(o);
+  if (!s.ok()) return cli::ReportError(s, false);
+  return 0;
+}
+
 // Fills settings the command line left unset from a YAML file. Flags win.
 Status ApplyConfig(const std::string& path, bool log_level_given,
                    std::string* log_level, BackupArgs* b, RestoreArgs* r,
@@ -285,6 +338,50 @@ int main(int argc, char** argv) {
   restore->add_flag("--json", r.json, "Machine-readable output");
   restore->add_flag("--quiet", r.quiet, "No progress output");
 
+  EnrollArgs e;
+  auto* enroll = app.add_subcommand(
+      "enroll",
+      "Enroll this machine with cairn-server: pin the CA, create a key, "
+      "exchange a one-time token for a certificate");
+  enroll->add_option("--server", e.server, "cairn-server address, HOST:PORT")
+      ->required();
+  enroll
+      ->add_option("--token", e.token,
+                   "One-time token from `cairnctl token create --role "
+                   "agent`")
+      ->required();
+  enroll
+      ->add_option("--ca-fingerprint", e.fingerprint,
+                   "SHA-256 fingerprint of the Cairn CA, as `cairn-server "
+                   "init` printed it")
+      ->required();
+  enroll->add_option("--name", e.name,
+                     "Identity to request (default: this host's name)");
+  enroll
+      ->add_option("--state-dir", e.state_dir,
+                   "Where to write ca.pem, cert.pem, key.pem and agent.yaml")
+      ->required();
+  enroll->add_option("--timeout", e.timeout_seconds,
+                     "Seconds to wait for the server (default 30)");
+  enroll->add_flag("--json", e.json, "Machine-readable output");
+
+  RunArgs d;
+  auto* run = app.add_subcommand(
+      "run",
+      "Run the agent daemon: keep a command stream to cairn-server open and "
+      "execute its backup, restore and cancel commands (stops on SIGTERM)");
+  run->add_option("--state-dir", d.state_dir,
+                  "The directory `cairn-agent enroll` wrote")
+      ->required();
+  run->add_option("--heartbeat-interval", d.heartbeat_seconds,
+                  "Seconds between heartbeats (default: agent.yaml, 10)");
+  run->add_option("--reconnect-max", d.reconnect_max_seconds,
+                  "Longest wait between reconnect attempts, seconds "
+                  "(default: agent.yaml, 60)");
+  run->add_option("--threads", d.threads,
+                  "Pipeline workers per job (default: agent.yaml; 0: one per "
+                  "core)");
+
   CLI11_PARSE(app, argc, argv);
   if (!config_file.empty()) {
     Status s = ApplyConfig(config_file, log_opt->count() > 0, &log_level, &b,
@@ -300,6 +397,15 @@ int main(int argc, char** argv) {
   }
   if (Status s = InitLogging("cairn-agent", log_level); !s.ok()) {
     return cli::ReportError(s, false);
+  }
+  if (enroll->parsed()) return RunEnrollCommand(e);
+  if (run->parsed()) {
+    if (log_opt->count() == 0) {
+      if (Status s = InitLogging("cairn-agent", "info"); !s.ok()) {
+        return cli::ReportError(s, false);
+      }
+    }
+    return RunDaemonCommand(d);
   }
   if (backup->parsed()) return RunBackupCommand(b);
   if (restore->parsed()) return RunRestoreCommand(r);

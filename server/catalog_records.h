@@ -122,7 +122,9 @@ struct Job {
   // backup restored.
   std::string backup_id;
   bool incremental = false;  // backup jobs
-  std::string target;        // restore jobs: device, path or hypervisor spec
+  // Backup jobs: the source path on the client. Restore jobs: device, path
+  // or hypervisor spec.
+  std::string target;
   std::string requested_by;  // user name, or "scheduler"
   int64_t created_us = 0;
   int64_t started_us = 0;

@@ -1,0 +1,95 @@
+#include "agent/agent_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+#include "common/env.h"
+#include "common/strings.h"
+#include "common/tls.h"
+
+namespace cairn {
+namespace {
+
+// A JSON string is a valid YAML double-quoted scalar.
+std::string Quote(const std::string& s) { return nlohmann::json(s).dump(); }
+
+StatusOr<std::chrono::seconds> GetSeconds(ConfigReader* config,
+                                          std::string_view key,
+                                          std::chrono::seconds fallback) {
+  CAIRN_ASSIGN_OR_RETURN(int64_t v, config->GetInt(key, fallback.count()));
+  if (v < 1 || v > 3600) {
+    return config->ErrorAt(key, "must be from 1 to 3600 seconds");
+  }
+  return std::chrono::seconds(v);
+}
+
+}  // namespace
+
+std::string EncodeAgentConfig(const AgentConfig& c) {
+  return StrCat("# cairn-agent state (written by `cairn-agent enroll`)\n",
+                "server: ", Quote(c.server), "\n",
+                "identity: ", Quote(c.identity), "\n",
+                "hostname: ", Quote(c.hostname), "\n",
+                "heartbeat_seconds: ", c.heartbeat_interval.count(), "\n",
+                "reconnect_max_seconds: ", c.reconnect_max_delay.count(), "\n",
+                "progress_seconds: ", c.progress_interval.count(), "\n",
+                "threads: ", c.threads, "\n");
+}
+
+StatusOr<AgentConfig> ParseAgentConfig(std::string_view text,
+                                       std::string_view name) {
+  CAIRN_ASSIGN_OR_RETURN(ConfigReader config,
+                         ConfigReader::LoadString(text, name));
+  AgentConfig c;
+  CAIRN_ASSIGN_OR_RETURN(c.server, config.GetString("server", ""));
+  CAIRN_ASSIGN_OR_RETURN(c.identity, config.GetString("identity", ""));
+  CAIRN_ASSIGN_OR_RETURN(c.hostname, config.GetString("hostname", ""));
+  CAIRN_ASSIGN_OR_RETURN(
+      c.heartbeat_interval,
+      GetSeconds(&config, "heartbeat_seconds", c.heartbeat_interval));
+  CAIRN_ASSIGN_OR_RETURN(
+      c.reconnect_max_delay,
+      GetSeconds(&config, "reconnect_max_seconds", c.reconnect_max_delay));
+  CAIRN_ASSIGN_OR_RETURN(
+      c.progress_interval,
+      GetSeconds(&config, "progress_seconds", c.progress_interval));
+  CAIRN_ASSIGN_OR_RETURN(int64_t threads, config.GetInt("threads", 0));
+  if (threads < 0 || threads > 1024) {
+    return config.ErrorAt("threads", "must be from 0 to 1024");
+  }
+  c.threads = static_cast<int>(threads);
+  CAIRN_RETURN_IF_ERROR(config.Finish());
+  if (c.server.empty()) {
+    return absl::InvalidArgumentError(
+        StrCat(name, ": server: required (host:port of cairn-server)"));
+  }
+  if (c.identity.empty()) {
+    return absl::InvalidArgumentError(
+        StrCat(name, ": identity: required (the enrolled client id)"));
+  }
+  if (c.hostname.empty()) c.hostname = c.identity;
+  return c;
+}
+
+StatusOr<AgentConfig> LoadAgentConfig(const std::string& state_dir) {
+  const std::string path = JoinPath(state_dir, kAgentConfigFile);
+  std::string text;
+  Status s = Env::Default()->ReadFileToString(path, &text);
+  if (absl::IsNotFound(s)) {
+    return absl::NotFoundError(
+        StrCat(path,
+               " does not exist: enroll this machine first "
+               "(cairn-agent enroll --state-dir ",
+               state_dir, " ...)"));
+  }
+  CAIRN_RETURN_IF_ERROR(s);
+  return ParseAgentConfig(text, path);
+}
+
+Status WriteAgentConfig(const std::string& state_dir,
+                        const AgentConfig& config) {
+  return WritePrivateFileAtomically(JoinPath(state_dir, kAgentConfigFile),
+                                    EncodeAgentConfig(config));
+}
+
+}  // namespace cairn

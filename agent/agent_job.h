@@ -1,0 +1,66 @@
+// The jobs a storage manager gives an agent, and what the agent reports
+// back, as domain types (proto/cairn/v1/agent.proto carries them on the
+// wire; agent/control_client.h converts).
+#ifndef CAIRN_AGENT_AGENT_JOB_H_
+#define CAIRN_AGENT_AGENT_JOB_H_
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace cairn {
+
+// How to reach the media agent for one job.
+struct MediaSessionSpec {
+  std::string address;   // host:port; empty: the storage manager itself
+                         // (cairn-server --embedded-media)
+  std::string ticket;    // serialized SignedTicket (media.proto)
+  std::string data_key;  // 32-byte policy secret; empty: not encrypted
+};
+
+struct BackupJob {
+  uint64_t job_id = 0;
+  std::string source_path;       // block device or image file
+  std::string backup_id;         // the id to commit
+  std::string parent_backup_id;  // empty: full backup
+  uint32_t chunk_size = 0;       // 0: the default (4 MiB)
+  int zstd_level = 0;            // 0: the default (1)
+  MediaSessionSpec media;
+};
+
+struct RestoreJob {
+  uint64_t job_id = 0;
+  std::string backup_id;
+  std::string target_path;  // file or block device
+  MediaSessionSpec media;
+};
+
+using AgentJob = std::variant<BackupJob, RestoreJob>;
+
+inline uint64_t JobIdOf(const AgentJob& job) {
+  return std::visit([](const auto& j) { return j.job_id; }, job);
+}
+
+struct JobProgressUpdate {
+  uint64_t job_id = 0;
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+// The final report of one job. `ok` false: `error` says what failed
+// (cancelled jobs say so: `cancelled` is true and `error` "job cancelled").
+struct JobOutcome {
+  uint64_t job_id = 0;
+  bool ok = false;
+  bool cancelled = false;
+  std::string error;
+  std::string backup_id;  // backup jobs: the committed backup
+  uint64_t image_size = 0;
+  uint64_t new_stored_bytes = 0;
+  uint64_t chunks_new = 0;
+  uint64_t chunks_deduplicated = 0;
+};
+
+}  // namespace cairn
+
+#endif  // CAIRN_AGENT_AGENT_JOB_H_

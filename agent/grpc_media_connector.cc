@@ -1,0 +1,61 @@
+#include "agent/grpc_media_connector.h"
+
+#include "agent/remote_media.h"
+
+namespace cairn {
+namespace {
+
+class RemoteMediaLink final : public MediaLink {
+ public:
+  RemoteMediaLink(std::shared_ptr<grpc::Channel> channel, std::string address,
+                  std::string ticket, std::chrono::milliseconds deadline)
+      : remote_(std::move(channel), std::move(address), std::move(ticket),
+                deadline) {}
+  ChunkSink* sink() override { return &remote_; }
+  const ChunkSource* source() const override { return &remote_; }
+
+ private:
+  RemoteMedia remote_;
+};
+
+}  // namespace
+
+GrpcMediaConnector::GrpcMediaConnector(TlsFiles tls,
+                                       std::string default_address,
+                                       std::chrono::milliseconds call_deadline)
+    : tls_(std::move(tls)),
+      default_address_(std::move(default_address)),
+      call_deadline_(call_deadline) {}
+
+StatusOr<std::shared_ptr<grpc::Channel>> GrpcMediaConnector::ChannelFor(
+    const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = channels_.find(address);
+  if (it != channels_.end()) return it->second;
+  if (creds_ == nullptr) {
+    CAIRN_ASSIGN_OR_RETURN(creds_, MakeChannelCredentials(tls_));
+  }
+  auto channel =
+      grpc::CreateCustomChannel(address, creds_, MediaChannelArguments());
+  channels_.emplace(address, channel);
+  return channel;
+}
+
+StatusOr<std::unique_ptr<MediaLink>> GrpcMediaConnector::Connect(
+    const MediaSessionSpec& spec) {
+  const std::string& address =
+      spec.address.empty() ? default_address_ : spec.address;
+  if (address.empty()) {
+    return absl::InvalidArgumentError(
+        "the job names no media agent address and no default is configured");
+  }
+  if (spec.ticket.empty()) {
+    return absl::InvalidArgumentError(
+        "the job carries no media session ticket");
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto channel, ChannelFor(address));
+  return std::unique_ptr<MediaLink>(std::make_unique<RemoteMediaLink>(
+      std::move(channel), address, spec.ticket, call_deadline_));
+}
+
+}  // namespace cairn

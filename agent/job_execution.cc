@@ -1,0 +1,139 @@
+#include "agent/job_execution.h"
+
+#include <optional>
+
+#include "agent/backup_pipeline.h"
+#include "agent/image_restore.h"
+#include "common/env.h"
+#include "common/image_reader.h"
+#include "common/strings.h"
+
+namespace cairn {
+namespace {
+
+StatusOr<std::optional<DataKey>> KeyFor(const MediaSessionSpec& media) {
+  if (media.data_key.empty()) return std::optional<DataKey>();
+  auto key = DataKey::FromSecret(media.data_key);
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(StrCat("the job's data key is unusable: ",
+                                             ToStd(key.status().message())));
+  }
+  return std::optional<DataKey>(*std::move(key));
+}
+
+JobOutcome Failed(uint64_t job_id, const Status& status,
+                  const CancellationFlag* cancel) {
+  JobOutcome out;
+  out.job_id = job_id;
+  out.ok = false;
+  if (cancel->cancelled()) {
+    out.cancelled = true;
+    out.error = std::string(ToStd(JobCancelledStatus().message()));
+  } else {
+    out.error = std::string(ToStd(status.message()));
+    if (out.error.empty()) out.error = status.ToString();
+  }
+  return out;
+}
+
+StatusOr<BackupResult> DoBackup(const BackupJob& job, MediaConnector* connector,
+                                const JobContext& context) {
+  if (job.source_path.empty()) {
+    return absl::InvalidArgumentError("the backup job names no source path");
+  }
+  if (job.backup_id.empty()) {
+    return absl::InvalidArgumentError("the backup job names no backup id");
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::optional<DataKey> key, KeyFor(job.media));
+  const DataKey* key_ptr = key ? &*key : nullptr;
+  CAIRN_ASSIGN_OR_RETURN(auto link, connector->Connect(job.media));
+  CancellableChunkSink sink(link->sink(), context.cancel);
+  CancellableChunkSource source(link->source(), context.cancel);
+
+  BackupRequest req;
+  Manifest parent;
+  if (!job.parent_backup_id.empty()) {
+    // With the key, the parent's signature is checked before it is trusted.
+    CAIRN_ASSIGN_OR_RETURN(parent,
+                           source.LoadManifest(job.parent_backup_id, key_ptr));
+    req.parent = &parent;
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto file,
+                         Env::Default()->NewRandomAccessFile(job.source_path));
+  CAIRN_ASSIGN_OR_RETURN(uint64_t size, file->Size());
+  file.reset();
+  auto progress = std::make_shared<ProgressCounter>(size);
+  if (context.on_started) context.on_started(progress);
+
+  req.source_path = job.source_path;
+  req.source_name =
+      context.source_name.empty() ? job.source_path : context.source_name;
+  req.backup_id = job.backup_id;
+  req.chunk_size = job.chunk_size != 0 ? job.chunk_size : kDefaultChunkSize;
+  req.zstd_level = job.zstd_level != 0 ? job.zstd_level : 1;
+  req.key = key_ptr;
+  req.threads = context.threads;
+  req.progress = progress.get();
+  return RunBackup(req, &sink);
+}
+
+StatusOr<RestoreStats> DoRestore(const RestoreJob& job,
+                                 MediaConnector* connector,
+                                 const JobContext& context) {
+  if (job.target_path.empty()) {
+    return absl::InvalidArgumentError("the restore job names no target path");
+  }
+  if (job.backup_id.empty()) {
+    return absl::InvalidArgumentError("the restore job names no backup id");
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::optional<DataKey> key, KeyFor(job.media));
+  CAIRN_ASSIGN_OR_RETURN(auto link, connector->Connect(job.media));
+  CancellableChunkSource source(link->source(), context.cancel);
+  CAIRN_ASSIGN_OR_RETURN(auto reader, ImageReader::Open(&source, job.backup_id,
+                                                        key ? &*key : nullptr));
+  auto progress = std::make_shared<ProgressCounter>(reader->size());
+  if (context.on_started) context.on_started(progress);
+  RestoreOptions options;
+  options.threads = context.threads;
+  options.progress = progress.get();
+  return RestoreImage(reader.get(), job.target_path, options);
+}
+
+}  // namespace
+
+JobOutcome ExecuteBackupJob(const BackupJob& job, MediaConnector* connector,
+                            const JobContext& context) {
+  auto result = DoBackup(job, connector, context);
+  if (!result.ok()) return Failed(job.job_id, result.status(), context.cancel);
+  JobOutcome out;
+  out.job_id = job.job_id;
+  out.ok = true;
+  out.backup_id = result->manifest.backup_id;
+  out.image_size = result->stats.image_size;
+  out.new_stored_bytes = result->stats.new_stored_bytes;
+  out.chunks_new = result->stats.chunks_new;
+  out.chunks_deduplicated = result->stats.chunks_present;
+  return out;
+}
+
+JobOutcome ExecuteRestoreJob(const RestoreJob& job, MediaConnector* connector,
+                             const JobContext& context) {
+  auto result = DoRestore(job, connector, context);
+  if (!result.ok()) return Failed(job.job_id, result.status(), context.cancel);
+  JobOutcome out;
+  out.job_id = job.job_id;
+  out.ok = true;
+  out.backup_id = job.backup_id;
+  out.image_size = result->image_size;
+  return out;
+}
+
+JobOutcome ExecuteJob(const AgentJob& job, MediaConnector* connector,
+                      const JobContext& context) {
+  if (const auto* b = std::get_if<BackupJob>(&job)) {
+    return ExecuteBackupJob(*b, connector, context);
+  }
+  return ExecuteRestoreJob(std::get<RestoreJob>(job), connector, context);
+}
+
+}  // namespace cairn

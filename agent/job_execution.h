@@ -1,0 +1,50 @@
+// JobExecution: how the agent carries out one backup or restore job against
+// a media agent, synchronously, with cooperative cancellation. JobRunner
+// (agent/job_runner.h) calls these on its worker thread; they know nothing
+// of gRPC or of the command stream.
+//
+// Backup: connects to the job's media agent, loads the parent manifest
+// through the same ticket when the job names one (an incremental), derives
+// the data key from the job's secret when it has one, and runs the backup
+// pipeline through a CancellableChunkSink. The media agent commits the
+// manifest last, so a failed or cancelled backup leaves no backup behind.
+// Restore: reads the backup through an ImageReader over the media agent
+// (through a CancellableChunkSource) and writes it to the target.
+//
+// Thread safety: reentrant; `context` members must be thread-safe.
+#ifndef CAIRN_AGENT_JOB_EXECUTION_H_
+#define CAIRN_AGENT_JOB_EXECUTION_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/agent_job.h"
+#include "agent/cancellation.h"
+#include "agent/media_connector.h"
+#include "common/progress.h"
+
+namespace cairn {
+
+struct JobContext {
+  const CancellationFlag* cancel = nullptr;  // required, not owned
+  // Called once the job knows its total size, with the counter it advances.
+  // May be empty.
+  std::function<void(std::shared_ptr<const ProgressCounter>)> on_started;
+  std::string source_name;  // recorded in backup manifests (the client id)
+  int threads = 0;          // pipeline workers; 0: one per core
+};
+
+// Never fails as a call: every error becomes a JobOutcome with ok false and
+// the error text (the media agent's message for its refusals). A job whose
+// flag was set before it finished reports cancelled.
+JobOutcome ExecuteBackupJob(const BackupJob& job, MediaConnector* connector,
+                            const JobContext& context);
+JobOutcome ExecuteRestoreJob(const RestoreJob& job, MediaConnector* connector,
+                             const JobContext& context);
+JobOutcome ExecuteJob(const AgentJob& job, MediaConnector* connector,
+                      const JobContext& context);
+
+}  // namespace cairn
+
+#endif  // CAIRN_AGENT_JOB_EXECUTION_H_

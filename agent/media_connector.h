@@ -1,0 +1,40 @@
+// MediaConnector: how a job reaches the media agent named in its
+// MediaSessionSpec. The job runner knows only this interface; the daemon
+// uses GrpcMediaConnector (agent/grpc_media_connector.h), tests may wrap it
+// to intercept calls.
+//
+// Thread safety: implementations are thread-safe.
+#ifndef CAIRN_AGENT_MEDIA_CONNECTOR_H_
+#define CAIRN_AGENT_MEDIA_CONNECTOR_H_
+
+#include <memory>
+
+#include "agent/agent_job.h"
+#include "common/chunk_sink.h"
+#include "common/chunk_source.h"
+#include "common/status.h"
+
+namespace cairn {
+
+// One job's connection to a media agent, authorized by the job's ticket.
+// sink() for a backup session, source() for a restore session and for a
+// backup's parent manifest. Both pointers live as long as the link.
+class MediaLink {
+ public:
+  virtual ~MediaLink() = default;
+  virtual ChunkSink* sink() = 0;
+  virtual const ChunkSource* source() const = 0;
+};
+
+class MediaConnector {
+ public:
+  virtual ~MediaConnector() = default;
+  // A link for `spec`. Connecting is lazy: an unreachable media agent shows
+  // up as Unavailable on the link's first call.
+  virtual StatusOr<std::unique_ptr<MediaLink>> Connect(
+      const MediaSessionSpec& spec) = 0;
+};
+
+}  // namespace cairn
+
+#endif  // CAIRN_AGENT_MEDIA_CONNECTOR_H_

@@ -1,0 +1,266 @@
+#include "cli/ctl_args.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+
+#include "common/strings.h"
+
+namespace cairn::ctl {
+namespace {
+
+std::string EnvOr(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+void OnParse(CLI::App* cmd, CtlInvocation* inv, CtlCommand command) {
+  cmd->parse_complete_callback([inv, command] { inv->command = command; });
+}
+
+CLI::App* Leaf(CLI::App* parent, const std::string& name,
+               const std::string& help, CtlInvocation* inv,
+               CtlCommand command) {
+  CLI::App* cmd = parent->add_subcommand(name, help);
+  OnParse(cmd, inv, command);
+  return cmd;
+}
+
+}  // namespace
+
+void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
+  inv->server = EnvOr("CAIRN_SERVER");
+  inv->cred_dir = EnvOr("CAIRN_CRED_DIR");
+  app->description(
+      "cairnctl: administer a Cairn storage manager (cairn-server)\n"
+      "Exit codes: 0 ok; 1 the job failed or was cancelled; 2 usage or "
+      "invalid input; 3 not found; 5 permission denied or failed "
+      "precondition; 7 server unavailable or timed out; 10 other errors.");
+  app->require_subcommand(1);
+  app->fallthrough();
+  app->add_option("--server", inv->server,
+                  "cairn-server address HOST:PORT (default: $CAIRN_SERVER)");
+  app->add_option("--cred-dir", inv->cred_dir,
+                  "Directory with ca.pem, cert.pem, key.pem of an admin "
+                  "credential (cairn-server init writes SERVERDIR/admin; "
+                  "default: $CAIRN_CRED_DIR)");
+  app->add_flag("--json", inv->json, "Machine-readable output on stdout");
+  app->add_option("--timeout", inv->timeout,
+                  "Deadline of each call, e.g. 30s, 2m (default 30s)");
+
+  // token
+  CLI::App* token = app->add_subcommand("token", "Enrollment tokens");
+  token->require_subcommand(1);
+  CLI::App* create =
+      Leaf(token, "create", "Create a one-time enrollment token (shown once)",
+           inv, CtlCommand::kTokenCreate);
+  create->add_option("--role", inv->role, "What the token enrolls: agent|media")
+      ->required();
+  create->add_option("--ttl", inv->ttl,
+                     "How long the token stays valid, 1s..7d (default 1h)");
+
+  // clients
+  CLI::App* clients =
+      app->add_subcommand("clients", "Enrolled client machines");
+  clients->require_subcommand(1);
+  Leaf(clients, "list", "List clients", inv, CtlCommand::kClientsList);
+  Leaf(clients, "show", "Show one client", inv, CtlCommand::kClientsShow)
+      ->add_option("ID", inv->id, "Client id")
+      ->required();
+  Leaf(clients, "revoke",
+       "Revoke a client: its certificate is refused from its next call on", inv,
+       CtlCommand::kClientsRevoke)
+      ->add_option("ID", inv->id, "Client id")
+      ->required();
+
+  // backup start
+  CLI::App* backup = app->add_subcommand("backup", "Start backups");
+  backup->require_subcommand(1);
+  CLI::App* bstart = Leaf(backup, "start", "Back up a client's disk or image",
+                          inv, CtlCommand::kBackupStart);
+  bstart->add_option("--client", inv->client, "Client id")->required();
+  bstart
+      ->add_option("--source", inv->source,
+                   "Block device or image file on the client")
+      ->required();
+  bstart->add_flag("--incremental", inv->incremental,
+                   "Incremental against the client's latest backup");
+  bstart->add_flag("--wait", inv->wait,
+                   "Watch the job to its end (progress on stderr); exit 1 if "
+                   "it fails");
+
+  // backups
+  CLI::App* backups = app->add_subcommand("backups", "Committed backups");
+  backups->require_subcommand(1);
+  Leaf(backups, "list", "List backups", inv, CtlCommand::kBackupsList)
+      ->add_option("--client", inv->client, "Only this client's backups");
+  Leaf(backups, "show", "Show one backup", inv, CtlCommand::kBackupsShow)
+      ->add_option("ID", inv->id, "Backup id")
+      ->required();
+
+  // restore start
+  CLI::App* restore = app->add_subcommand("restore", "Start restores");
+  restore->require_subcommand(1);
+  CLI::App* rstart =
+      Leaf(restore, "start", "Restore a backup to a file or block device", inv,
+           CtlCommand::kRestoreStart);
+  rstart->add_option("--backup", inv->backup, "Backup id")->required();
+  rstart
+      ->add_option("--target", inv->target,
+                   "File or block device on the target client")
+      ->required();
+  rstart->add_option("--client", inv->client,
+                     "Target client (default: the backup's own client)");
+  rstart->add_flag("--wait", inv->wait,
+                   "Watch the job to its end (progress on stderr); exit 1 if "
+                   "it fails");
+
+  // jobs
+  CLI::App* jobs = app->add_subcommand("jobs", "Backup and restore jobs");
+  jobs->require_subcommand(1);
+  CLI::App* jlist = Leaf(jobs, "list", "List jobs", inv, CtlCommand::kJobsList);
+  jlist->add_option("--client", inv->client, "Only this client's jobs");
+  jlist->add_option("--state", inv->state,
+                    "Only jobs in this state: queued, running, succeeded, "
+                    "failed, cancelled");
+  Leaf(jobs, "watch",
+       "Follow a job to its end: progress bar (bytes, rate, ETA) on a "
+       "terminal, plain lines otherwise; exit 1 if it fails",
+       inv, CtlCommand::kJobsWatch)
+      ->add_option("ID", inv->id, "Job id")
+      ->required();
+  Leaf(jobs, "cancel", "Cancel a queued or running job", inv,
+       CtlCommand::kJobsCancel)
+      ->add_option("ID", inv->id, "Job id")
+      ->required();
+}
+
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  auto bad = [&] {
+    return absl::InvalidArgumentError(StrCat(
+        "'", text, "' is not a duration (examples: 90s, 500ms, 30m, 1h, 7d)"));
+  };
+  if (text.empty()) return bad();
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  if (digits == 0 || digits > 12) return bad();
+  int64_t n = 0;
+  std::from_chars(text.data(), text.data() + digits, n);
+  std::string_view unit = text.substr(digits);
+  int64_t ms_per_unit;
+  if (unit.empty() || unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "m" || unit == "min") {
+    ms_per_unit = 60'000;
+  } else if (unit == "h") {
+    ms_per_unit = 3'600'000;
+  } else if (unit == "d") {
+    ms_per_unit = 86'400'000;
+  } else {
+    return bad();
+  }
+  return std::chrono::milliseconds(n * ms_per_unit);
+}
+
+StatusOr<int64_t> ParseTtlSeconds(std::string_view text) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("--ttl: ", ToStd(d.status().message())));
+  }
+  int64_t s = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
+  if (s < 1 || s > 7 * 86400) {
+    return absl::InvalidArgumentError(
+        StrCat("--ttl ", text, ": a token lives from 1s to 7d"));
+  }
+  return s;
+}
+
+StatusOr<v1::Role> ParseTokenRole(std::string_view text) {
+  if (text == "agent") return v1::ROLE_AGENT;
+  if (text == "media") return v1::ROLE_MEDIA;
+  return absl::InvalidArgumentError(
+      StrCat("--role '", text,
+             "': a token enrolls an agent or a media agent "
+             "(agent|media)"));
+}
+
+StatusOr<std::string> ParseJobStateFilter(std::string_view text) {
+  static constexpr std::string_view kStates[] = {
+      "queued", "running", "succeeded", "failed", "cancelled"};
+  if (text.empty()) return std::string();
+  for (std::string_view s : kStates) {
+    if (s == text) return std::string(text);
+  }
+  return absl::InvalidArgumentError(
+      StrCat("--state '", text,
+             "': expected queued, running, succeeded, failed or cancelled"));
+}
+
+StatusOr<uint64_t> ParseJobId(std::string_view text) {
+  uint64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+      id == 0) {
+    return absl::InvalidArgumentError(
+        StrCat("'", text, "' is not a job id (a positive number)"));
+  }
+  return id;
+}
+
+Status ValidateInvocation(const CtlInvocation& inv) {
+  if (inv.server.empty()) {
+    return absl::InvalidArgumentError(
+        "--server HOST:PORT is required (or set CAIRN_SERVER)");
+  }
+  if (inv.cred_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--cred-dir DIR is required (or set CAIRN_CRED_DIR): the directory "
+        "with ca.pem, cert.pem and key.pem, e.g. SERVERDIR/admin");
+  }
+  auto timeout = ParseDuration(inv.timeout);
+  if (!timeout.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("--timeout: ", ToStd(timeout.status().message())));
+  }
+  if (timeout->count() <= 0) {
+    return absl::InvalidArgumentError("--timeout must be positive");
+  }
+  switch (inv.command) {
+    case CtlCommand::kNone:
+      return absl::InvalidArgumentError("no command given (see --help)");
+    case CtlCommand::kTokenCreate:
+      CAIRN_RETURN_IF_ERROR(ParseTokenRole(inv.role).status());
+      CAIRN_RETURN_IF_ERROR(ParseTtlSeconds(inv.ttl).status());
+      break;
+    case CtlCommand::kJobsList:
+      CAIRN_RETURN_IF_ERROR(ParseJobStateFilter(inv.state).status());
+      break;
+    case CtlCommand::kJobsWatch:
+    case CtlCommand::kJobsCancel:
+      CAIRN_RETURN_IF_ERROR(ParseJobId(inv.id).status());
+      break;
+    default:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<CtlInvocation> ParseCtlArgs(const std::vector<std::string>& args) {
+  CtlInvocation inv;
+  CLI::App app;
+  DefineCtlCommands(&app, &inv);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  CAIRN_RETURN_IF_ERROR(ValidateInvocation(inv));
+  return inv;
+}
+
+}  // namespace cairn::ctl

@@ -1,0 +1,93 @@
+// cairnctl's command line: every command and flag, parsed into a
+// CtlInvocation, plus the pure parsers for the values flags take. Kept free
+// of gRPC so the parsing is unit-tested on its own.
+//
+//   cairnctl [--server HOST:PORT] [--cred-dir DIR] [--json] [--timeout D]
+//     token create --role agent|media [--ttl 1h]
+//     clients list | show ID | revoke ID
+//     backup start --client ID --source PATH [--incremental] [--wait]
+//     backups list [--client ID] | show ID
+//     restore start --backup ID --target PATH [--client ID] [--wait]
+//     jobs list [--client ID] [--state S] | watch ID | cancel ID
+//
+// Global flags may also follow the command. --server and --cred-dir
+// default to $CAIRN_SERVER and $CAIRN_CRED_DIR.
+//
+// Thread safety: pure functions.
+#ifndef CAIRN_CLI_CTL_ARGS_H_
+#define CAIRN_CLI_CTL_ARGS_H_
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cairn/v1/agent.pb.h"
+#include "common/status.h"
+
+namespace cairn::ctl {
+
+enum class CtlCommand {
+  kNone,
+  kTokenCreate,
+  kClientsList,
+  kClientsShow,
+  kClientsRevoke,
+  kBackupStart,
+  kBackupsList,
+  kBackupsShow,
+  kRestoreStart,
+  kJobsList,
+  kJobsWatch,
+  kJobsCancel,
+};
+
+struct CtlInvocation {
+  CtlCommand command = CtlCommand::kNone;
+  // Global.
+  std::string server;
+  std::string cred_dir;
+  bool json = false;
+  std::string timeout = "30s";
+  // Per command.
+  std::string role;        // token create
+  std::string ttl = "1h";  // token create
+  std::string id;      // clients show/revoke, backups show, jobs watch/cancel
+  std::string client;  // backup start, backups list, restore start, jobs list
+  std::string source;  // backup start
+  std::string backup;  // restore start
+  std::string target;  // restore start
+  std::string state;   // jobs list
+  bool incremental = false;  // backup start
+  bool wait = false;         // backup start, restore start
+};
+
+// Defines every command and flag on `app`, writing into `*inv` (which must
+// outlive `app`). A leaf command sets inv->command when parsed.
+void DefineCtlCommands(CLI::App* app, CtlInvocation* inv);
+
+// Parses `args` (without the program name) and validates the values.
+// InvalidArgument with CLI11's or the validator's message on bad usage.
+// (main() parses through CLI11 itself to print help; tests use this.)
+StatusOr<CtlInvocation> ParseCtlArgs(const std::vector<std::string>& args);
+
+// Checks the values of a parsed invocation (durations, role, state, ids,
+// required globals). InvalidArgument naming the flag.
+Status ValidateInvocation(const CtlInvocation& inv);
+
+// "90", "90s", "500ms", "30m", "1h", "7d". InvalidArgument otherwise.
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
+// A token lifetime: a duration from 1 second to 7 days, in whole seconds.
+StatusOr<int64_t> ParseTtlSeconds(std::string_view text);
+// "agent" or "media" (what a token may enroll).
+StatusOr<v1::Role> ParseTokenRole(std::string_view text);
+// "" (any) or one of queued, running, succeeded, failed, cancelled.
+StatusOr<std::string> ParseJobStateFilter(std::string_view text);
+// A positive decimal job id.
+StatusOr<uint64_t> ParseJobId(std::string_view text);
+
+}  // namespace cairn::ctl
+
+#endif  // CAIRN_CLI_CTL_ARGS_H_

@@ -1,0 +1,320 @@
+#include "server/admin_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "common/peer_identity.h"
+#include "common/strings.h"
+
+namespace cairn {
+namespace {
+
+constexpr std::initializer_list<Role> kReaders = {
+    Role::kAdmin, Role::kOperator, Role::kHelpdesk, Role::kAuditor};
+
+AuditEntry Audit(const PeerIdentity& peer, std::string_view action,
+                 std::string_view target, std::string details = {}) {
+  AuditEntry e;
+  e.actor = peer.identity;
+  e.role = peer.role;
+  e.action = std::string(action);
+  e.target = std::string(target);
+  e.result = "ok";
+  e.details = std::move(details);
+  return e;
+}
+
+void FillJob(const Job& j, v1::JobInfo* out) {
+  out->set_job_id(j.job_id);
+  out->set_kind(std::string(JobKindName(j.kind)));
+  out->set_client_id(j.client_id);
+  out->set_state(std::string(JobStateName(j.state)));
+  out->set_done_bytes(j.progress.done_bytes);
+  out->set_total_bytes(j.progress.total_bytes);
+  out->set_bytes_per_second(static_cast<double>(j.progress.bytes_per_second));
+  out->set_error(j.error);
+  out->set_backup_id(j.backup_id);
+  out->set_created_unix_us(j.created_us);
+  out->set_finished_unix_us(j.finished_us);
+}
+
+void FillBackup(const BackupEntry& b, v1::BackupInfo* out) {
+  out->set_backup_id(b.backup_id);
+  out->set_client_id(b.client_id);
+  out->set_kind(std::string(BackupKindName(b.kind)));
+  out->set_parent_id(b.parent_id);
+  out->set_created_unix_us(b.created_us);
+  out->set_image_size(b.image_size);
+  out->set_new_stored_bytes(b.stored_bytes);
+  out->set_media_id(b.media_agent_id);
+}
+
+StatusOr<JobState> ParseJobState(std::string_view name) {
+  for (JobState s :
+       {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
+        JobState::kFailed, JobState::kCancelled}) {
+    if (JobStateName(s) == name) return s;
+  }
+  return absl::InvalidArgumentError(
+      StrCat("unknown job state '", name.substr(0, 64),
+             "': queued, running, succeeded, failed or cancelled"));
+}
+
+}  // namespace
+
+AdminHandler::AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
+                           JobEngine* engine, const AgentRegistry* registry,
+                           const JobEvents* events,
+                           const PeerAuthorizer* authorizer)
+    : catalog_(catalog),
+      enrollment_(enrollment),
+      engine_(engine),
+      registry_(registry),
+      events_(events),
+      authorizer_(authorizer) {}
+
+StatusOr<PeerIdentity> AdminHandler::Authorize(
+    grpc::ServerContext* ctx, std::initializer_list<Role> roles,
+    std::string_view what, std::string_view action, std::string_view target) {
+  CAIRN_ASSIGN_OR_RETURN(PeerIdentity peer, PeerIdentityFromContext(*ctx));
+  Status s = RequireRole(peer, roles, what);
+  if (s.ok()) s = authorizer_->CheckActive(peer);
+  if (!s.ok()) {
+    spdlog::warn("{} refused for {} '{}': {}", what, RoleName(peer.role),
+                 peer.identity, ToStd(s.message()));
+    if (!action.empty()) {
+      AuditEntry e = Audit(peer, action, target);
+      e.result = StrCat("denied: ", ToStd(s.message()));
+      if (auto a = catalog_->AppendAudit(e); !a.ok()) {
+        spdlog::error("audit of a refused {}: {}", what,
+                      ToStd(a.status().message()));
+      }
+    }
+    return s;
+  }
+  return peer;
+}
+
+void AdminHandler::FillClient(const Client& c, v1::ClientInfo* out) const {
+  out->set_client_id(c.client_id);
+  out->set_hostname(c.display_name);
+  out->set_enrolled_unix_us(c.enrolled_us);
+  out->set_last_seen_unix_us(
+      std::max(c.last_seen_us, registry_->LastSeen(c.client_id)));
+  out->set_connected(registry_->IsConnected(c.client_id));
+  out->set_revoked(c.revoked);
+}
+
+grpc::Status AdminHandler::CreateToken(grpc::ServerContext* ctx,
+                                       const v1::CreateTokenRequest* req,
+                                       v1::CreateTokenResponse* resp) {
+  auto peer = Authorize(ctx, {Role::kAdmin}, "Admin.CreateToken",
+                        "token.create", "token");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  Role role;
+  if (req->role() == v1::ROLE_AGENT) {
+    role = Role::kAgent;
+  } else if (req->role() == v1::ROLE_MEDIA) {
+    role = Role::kMedia;
+  } else {
+    return ToGrpcStatus(
+        absl::InvalidArgumentError("tokens are for ROLE_AGENT or ROLE_MEDIA"));
+  }
+  std::chrono::seconds ttl = req->ttl_seconds() == 0
+                                 ? kDefaultTokenTtl
+                                 : std::chrono::seconds(req->ttl_seconds());
+  AuditEntry audit =
+      Audit(*peer, "token.create", StrCat("token/", RoleName(role)),
+            StrCat("ttl ", ttl.count(), " s"));
+  auto token = enrollment_->CreateToken(role, ttl, peer->identity, &audit);
+  if (!token.ok()) return ToGrpcStatus(token.status());
+  resp->set_token(token->issued.token);
+  resp->set_expires_unix_us(token->issued.record.expires_us);
+  resp->set_ca_fingerprint(token->ca_fingerprint);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::ListClients(grpc::ServerContext* ctx,
+                                       const v1::ListClientsRequest*,
+                                       v1::ListClientsResponse* resp) {
+  auto peer = Authorize(ctx, kReaders, "Admin.ListClients");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto clients = catalog_->ListClients();
+  if (!clients.ok()) return ToGrpcStatus(clients.status());
+  for (const Client& c : *clients) FillClient(c, resp->add_clients());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::GetClient(grpc::ServerContext* ctx,
+                                     const v1::GetClientRequest* req,
+                                     v1::ClientInfo* resp) {
+  auto peer = Authorize(ctx, kReaders, "Admin.GetClient");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto client = catalog_->GetClient(req->client_id());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  FillClient(*client, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::RevokeClient(grpc::ServerContext* ctx,
+                                        const v1::RevokeClientRequest* req,
+                                        v1::RevokeClientResponse*) {
+  std::string target = StrCat("client/", req->client_id().substr(0, 128));
+  auto peer = Authorize(ctx, {Role::kAdmin}, "Admin.RevokeClient",
+                        "client.revoke", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  AuditEntry audit = Audit(*peer, "client.revoke", target);
+  Status s = catalog_->RevokeClient(
+      req->client_id(), StrCat("revoked by ", peer->identity), &audit);
+  if (!s.ok()) return ToGrpcStatus(s);
+  engine_->ClientRevoked(req->client_id());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::StartBackup(grpc::ServerContext* ctx,
+                                       const v1::StartBackupRequest* req,
+                                       v1::JobInfo* resp) {
+  std::string target = StrCat("client/", req->client_id().substr(0, 128));
+  auto peer = Authorize(ctx, {Role::kAdmin, Role::kOperator},
+                        "Admin.StartBackup", "backup.start", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  BackupJobRequest r;
+  r.client_id = req->client_id();
+  r.source_path = req->source_path();
+  r.incremental = req->incremental();
+  r.requested_by = peer->identity;
+  AuditEntry audit = Audit(*peer, "backup.start", target,
+                           StrCat(req->incremental() ? "incremental" : "full",
+                                  " of ", req->source_path().substr(0, 256)));
+  auto job = engine_->StartBackup(r, &audit);
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  FillJob(*job, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::ListBackups(grpc::ServerContext* ctx,
+                                       const v1::ListBackupsRequest* req,
+                                       v1::ListBackupsResponse* resp) {
+  auto peer = Authorize(ctx, kReaders, "Admin.ListBackups");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  std::vector<BackupEntry> all;
+  if (!req->client_id().empty()) {
+    auto backups = catalog_->ListBackups(req->client_id());
+    if (!backups.ok()) return ToGrpcStatus(backups.status());
+    all = *std::move(backups);
+  } else {
+    auto clients = catalog_->ListClients();
+    if (!clients.ok()) return ToGrpcStatus(clients.status());
+    for (const Client& c : *clients) {
+      auto backups = catalog_->ListBackups(c.client_id);
+      if (!backups.ok()) return ToGrpcStatus(backups.status());
+      all.insert(all.end(), backups->begin(), backups->end());
+    }
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+      return a.created_us > b.created_us;
+    });
+  }
+  for (const BackupEntry& b : all) FillBackup(b, resp->add_backups());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::GetBackup(grpc::ServerContext* ctx,
+                                     const v1::GetBackupRequest* req,
+                                     v1::BackupInfo* resp) {
+  auto peer = Authorize(ctx, kReaders, "Admin.GetBackup");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto backup = catalog_->GetBackup(req->backup_id());
+  if (!backup.ok()) return ToGrpcStatus(backup.status());
+  FillBackup(*backup, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::StartRestore(grpc::ServerContext* ctx,
+                                        const v1::StartRestoreRequest* req,
+                                        v1::JobInfo* resp) {
+  std::string target = StrCat("backup/", req->backup_id().substr(0, 128));
+  auto peer = Authorize(ctx, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                        "Admin.StartRestore", "restore.start", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  RestoreJobRequest r;
+  r.backup_id = req->backup_id();
+  r.client_id = req->client_id();
+  r.target_path = req->target_path();
+  r.requested_by = peer->identity;
+  AuditEntry audit = Audit(
+      *peer, "restore.start", target,
+      StrCat("to ",
+             req->client_id().empty() ? "its own client" : req->client_id(),
+             ":", req->target_path().substr(0, 256)));
+  auto job = engine_->StartRestore(r, &audit);
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  FillJob(*job, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::ListJobs(grpc::ServerContext* ctx,
+                                    const v1::ListJobsRequest* req,
+                                    v1::ListJobsResponse* resp) {
+  auto peer = Authorize(ctx, kReaders, "Admin.ListJobs");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  JobFilter filter;
+  if (!req->client_id().empty()) filter.client_id = req->client_id();
+  if (!req->state().empty()) {
+    auto state = ParseJobState(req->state());
+    if (!state.ok()) return ToGrpcStatus(state.status());
+    filter.state = *state;
+  }
+  auto jobs = catalog_->ListJobs(filter);
+  if (!jobs.ok()) return ToGrpcStatus(jobs.status());
+  for (const Job& j : *jobs) FillJob(j, resp->add_jobs());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::WatchJob(grpc::ServerContext* ctx,
+                                    const v1::GetJobRequest* req,
+                                    grpc::ServerWriter<v1::JobInfo>* writer) {
+  auto peer = Authorize(ctx, kReaders, "Admin.WatchJob");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  // How often a waiting watcher checks whether its caller went away.
+  constexpr auto kCancelCheck = std::chrono::milliseconds(250);
+  uint64_t version = events_->Version();
+  auto job = catalog_->GetJob(req->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  v1::JobInfo last;
+  FillJob(*job, &last);
+  if (!writer->Write(last)) return grpc::Status::CANCELLED;
+  while (!IsFinal(job->state)) {
+    version = events_->WaitForChange(
+        version, std::chrono::steady_clock::now() + kCancelCheck);
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    if (events_->IsShutdown()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "the server is shutting down");
+    }
+    job = catalog_->GetJob(req->job_id());
+    if (!job.ok()) return ToGrpcStatus(job.status());
+    v1::JobInfo info;
+    FillJob(*job, &info);
+    if (info.SerializeAsString() == last.SerializeAsString()) continue;
+    last = info;
+    if (!writer->Write(last)) return grpc::Status::CANCELLED;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::CancelJob(grpc::ServerContext* ctx,
+                                     const v1::CancelJobRequest* req,
+                                     v1::JobInfo* resp) {
+  std::string target = StrCat("job/", req->job_id());
+  auto peer = Authorize(ctx, {Role::kAdmin, Role::kOperator}, "Admin.CancelJob",
+                        "job.cancel", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  AuditEntry audit = Audit(*peer, "job.cancel", target);
+  auto job = engine_->Cancel(req->job_id(), &audit);
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  FillJob(*job, resp);
+  return grpc::Status::OK;
+}
+
+}  // namespace cairn

@@ -1,0 +1,95 @@
+// AdminHandler: the gRPC face of administration (proto/cairn/v1/admin.proto),
+// what cairnctl calls. Thin: every RPC first authorizes the caller - a
+// verified certificate with one of the roles the RPC's proto comment lists,
+// still accepted by the catalog (PeerAuthorizer) - then converts proto to
+// domain types and calls the catalog, EnrollmentService or JobEngine.
+//
+// Audit: every mutating RPC (CreateToken, RevokeClient, StartBackup,
+// StartRestore, CancelJob) writes its audit entry in the same catalog batch
+// as the change; a refused attempt by an authenticated caller is audited
+// with result "denied: ...".
+//
+// WatchJob streams the job once at once and again after each change the
+// JobEngine reports (JobEvents), ending when the job ends, the caller
+// cancels, or the server shuts down (UNAVAILABLE).
+//
+// Thread safety: thread-safe.
+#ifndef CAIRN_SERVER_ADMIN_SERVICE_H_
+#define CAIRN_SERVER_ADMIN_SERVICE_H_
+
+#include <initializer_list>
+
+#include "cairn/v1/admin.grpc.pb.h"
+#include "server/agent_registry.h"
+#include "server/catalog.h"
+#include "server/enrollment_service.h"
+#include "server/job_engine.h"
+#include "server/job_events.h"
+#include "server/peer_authorizer.h"
+
+namespace cairn {
+
+// Enrollment tokens created with ttl_seconds 0 live this long.
+inline constexpr std::chrono::seconds kDefaultTokenTtl = std::chrono::hours(1);
+
+class AdminHandler final : public v1::Admin::Service {
+ public:
+  // Nothing is owned; everything must outlive the handler.
+  AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
+               JobEngine* engine, const AgentRegistry* registry,
+               const JobEvents* events, const PeerAuthorizer* authorizer);
+
+  grpc::Status CreateToken(grpc::ServerContext* ctx,
+                           const v1::CreateTokenRequest* req,
+                           v1::CreateTokenResponse* resp) override;
+  grpc::Status ListClients(grpc::ServerContext* ctx,
+                           const v1::ListClientsRequest* req,
+                           v1::ListClientsResponse* resp) override;
+  grpc::Status GetClient(grpc::ServerContext* ctx,
+                         const v1::GetClientRequest* req,
+                         v1::ClientInfo* resp) override;
+  grpc::Status RevokeClient(grpc::ServerContext* ctx,
+                            const v1::RevokeClientRequest* req,
+                            v1::RevokeClientResponse* resp) override;
+  grpc::Status StartBackup(grpc::ServerContext* ctx,
+                           const v1::StartBackupRequest* req,
+                           v1::JobInfo* resp) override;
+  grpc::Status ListBackups(grpc::ServerContext* ctx,
+                           const v1::ListBackupsRequest* req,
+                           v1::ListBackupsResponse* resp) override;
+  grpc::Status GetBackup(grpc::ServerContext* ctx,
+                         const v1::GetBackupRequest* req,
+                         v1::BackupInfo* resp) override;
+  grpc::Status StartRestore(grpc::ServerContext* ctx,
+                            const v1::StartRestoreRequest* req,
+                            v1::JobInfo* resp) override;
+  grpc::Status ListJobs(grpc::ServerContext* ctx,
+                        const v1::ListJobsRequest* req,
+                        v1::ListJobsResponse* resp) override;
+  grpc::Status WatchJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
+                        grpc::ServerWriter<v1::JobInfo>* writer) override;
+  grpc::Status CancelJob(grpc::ServerContext* ctx,
+                         const v1::CancelJobRequest* req,
+                         v1::JobInfo* resp) override;
+
+ private:
+  // The caller if it may call `what`; audits a refusal of an authenticated
+  // caller when `action` is not empty.
+  StatusOr<PeerIdentity> Authorize(grpc::ServerContext* ctx,
+                                   std::initializer_list<Role> roles,
+                                   std::string_view what,
+                                   std::string_view action = {},
+                                   std::string_view target = {});
+  void FillClient(const Client& c, v1::ClientInfo* out) const;
+
+  Catalog* const catalog_;
+  EnrollmentService* const enrollment_;
+  JobEngine* const engine_;
+  const AgentRegistry* const registry_;
+  const JobEvents* const events_;
+  const PeerAuthorizer* const authorizer_;
+};
+
+}  // namespace cairn
+
+#endif  // CAIRN_SERVER_ADMIN_SERVICE_H_

@@ -1,0 +1,438 @@
+#include "server/job_engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "absl/time/time.h"
+#include "common/coding.h"
+#include "common/crypto.h"
+#include "common/session_ticket.h"
+#include "common/strings.h"
+
+namespace cairn {
+namespace {
+
+constexpr size_t kMaxPathBytes = 4096;
+
+Status CheckPath(std::string_view path, std::string_view what) {
+  if (path.empty() || path.size() > kMaxPathBytes ||
+      path.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        StrCat(what, " must be 1..", kMaxPathBytes, " bytes without NUL"));
+  }
+  return Status();
+}
+
+}  // namespace
+
+JobEngine::JobEngine(Catalog* catalog, AgentRegistry* registry,
+                     JobEvents* events, JobEngineOptions options)
+    : catalog_(catalog),
+      registry_(registry),
+      events_(events),
+      options_(std::move(options)) {}
+
+int64_t JobEngine::Now() const {
+  if (options_.clock) return options_.clock();
+  return absl::ToUnixMicros(absl::Now());
+}
+
+std::string JobEngine::NewBackupIdLocked(const std::string& client_id,
+                                         int64_t now_us) {
+  std::string stamp = absl::FormatTime(
+      "%Y%m%dT%H%M%SZ", absl::FromUnixMicros(now_us), absl::UTCTimeZone());
+  // Client ids are at most 128 characters of the backup id alphabet; keep
+  // the whole id within ValidateBackupId's 128.
+  return StrCat(client_id.substr(0, 128 - 1 - stamp.size() - 1 - 4), "-", stamp,
+                "-", HexEncode(crypto::RandomString(2)));
+}
+
+StatusOr<Job> JobEngine::StartBackup(const BackupJobRequest& request,
+                                     const AuditEntry* audit) {
+  CAIRN_RETURN_IF_ERROR(CheckPath(request.source_path, "source path"));
+  Job spec;
+  spec.kind = JobKind::kBackup;
+  spec.client_id = request.client_id;
+  spec.incremental = request.incremental;
+  spec.target = request.source_path;  // a backup job's target is its source
+  spec.requested_by = request.requested_by;
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
+  events_->Notify();
+  DispatchLocked(job.client_id);
+  return catalog_->GetJob(job.job_id);
+}
+
+StatusOr<Job> JobEngine::StartRestore(const RestoreJobRequest& request,
+                                      const AuditEntry* audit) {
+  CAIRN_RETURN_IF_ERROR(CheckPath(request.target_path, "target path"));
+  CAIRN_ASSIGN_OR_RETURN(BackupEntry backup,
+                         catalog_->GetBackup(request.backup_id));
+  if (backup.status != BackupStatus::kAvailable) {
+    return absl::FailedPreconditionError(
+        StrCat("backup '", backup.backup_id, "' is ",
+               BackupStatusName(backup.status), ", not available"));
+  }
+  Job spec;
+  spec.kind = JobKind::kRestore;
+  spec.client_id =
+      request.client_id.empty() ? backup.client_id : request.client_id;
+  spec.media_agent_id = backup.media_agent_id;
+  spec.backup_id = backup.backup_id;
+  spec.target = request.target_path;
+  spec.requested_by = request.requested_by;
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
+  events_->Notify();
+  DispatchLocked(job.client_id);
+  return catalog_->GetJob(job.job_id);
+}
+
+StatusOr<Job> JobEngine::Cancel(uint64_t job_id, const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->GetJob(job_id));
+  if (IsFinal(job.state)) {
+    return absl::FailedPreconditionError(StrCat(
+        "job ", job_id, " has already ended (", JobStateName(job.state), ")"));
+  }
+  auto it = active_.find(job_id);
+  if (it != active_.end()) {
+    registry_->Send(it->second.client_id, it->second.session_id,
+                    CancelAssignment{job_id});
+    active_.erase(it);
+  }
+  CAIRN_RETURN_IF_ERROR(
+      catalog_->FinishJob(job_id, JobState::kCancelled, "", audit));
+  events_->Notify();
+  DispatchLocked(job.client_id);
+  return catalog_->GetJob(job_id);
+}
+
+StatusOr<uint64_t> JobEngine::AgentConnected(
+    const std::string& client_id, std::shared_ptr<AgentSession> session,
+    const std::vector<uint64_t>& still_running) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_) return absl::UnavailableError("the server is shutting down");
+  uint64_t session_id = registry_->Attach(client_id, std::move(session));
+  for (uint64_t job_id : still_running) {
+    auto it = active_.find(job_id);
+    if (it != active_.end() && it->second.client_id == client_id) {
+      it->second.session_id = session_id;
+    }
+  }
+  if (Status s = catalog_->TouchClient(client_id); !s.ok()) {
+    spdlog::warn("recording that client {} connected: {}", client_id,
+                 ToStd(s.message()));
+  }
+  DispatchLocked(client_id);
+  return session_id;
+}
+
+void JobEngine::AgentDisconnected(const std::string& client_id,
+                                  uint64_t session_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  registry_->Detach(client_id, session_id);
+  if (shutdown_) return;
+  std::vector<uint64_t> orphaned;
+  for (const auto& [job_id, a] : active_) {
+    if (a.client_id == client_id && a.session_id == session_id) {
+      orphaned.push_back(job_id);
+    }
+  }
+  for (uint64_t job_id : orphaned) {
+    FinishActiveLocked(job_id, JobState::kFailed, kAgentDisconnectedError);
+  }
+  DispatchLocked(client_id);
+}
+
+StatusOr<JobEngine::ActiveJob*> JobEngine::ActiveForLocked(
+    const std::string& client_id, uint64_t session_id, uint64_t job_id) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) {
+    return absl::FailedPreconditionError(
+        StrCat("job ", job_id, " is not running"));
+  }
+  if (it->second.client_id != client_id) {
+    return absl::PermissionDeniedError(
+        StrCat("job ", job_id, " belongs to another client"));
+  }
+  if (it->second.session_id != session_id) {
+    return absl::FailedPreconditionError(
+        StrCat("job ", job_id, " runs on another connection of this client"));
+  }
+  return &it->second;
+}
+
+Status JobEngine::ReportProgress(const std::string& client_id,
+                                 uint64_t session_id,
+                                 const JobProgressReport& report) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(ActiveJob * a,
+                         ActiveForLocked(client_id, session_id, report.job_id));
+  JobProgress p;
+  p.done_bytes = report.done_bytes;
+  p.total_bytes = report.total_bytes;
+  int64_t elapsed_us = std::max<int64_t>(Now() - a->started_us, 1);
+  p.bytes_per_second = static_cast<uint64_t>(
+      static_cast<double>(report.done_bytes) * 1e6 / elapsed_us);
+  CAIRN_RETURN_IF_ERROR(catalog_->UpdateJobProgress(report.job_id, p));
+  events_->Notify();
+  return Status();
+}
+
+Status JobEngine::ReportResult(const std::string& client_id,
+                               uint64_t session_id, const JobOutcome& outcome) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(
+      ActiveJob * found,
+      ActiveForLocked(client_id, session_id, outcome.job_id));
+  const ActiveJob a = *found;
+  const uint64_t job_id = outcome.job_id;
+  Status result;
+  if (!outcome.ok) {
+    FinishActiveLocked(job_id, JobState::kFailed,
+                       outcome.error.empty()
+                           ? "the agent reported a failure without a reason"
+                           : outcome.error);
+  } else if (a.kind == JobKind::kRestore) {
+    FinishActiveLocked(job_id, JobState::kSucceeded, "");
+  } else {
+    std::string backup_id =
+        outcome.backup_id.empty() ? a.backup_id : outcome.backup_id;
+    if (backup_id != a.backup_id) {
+      result = absl::InvalidArgumentError(
+          StrCat("job ", job_id, " was to commit backup '", a.backup_id,
+                 "', the agent reported '", backup_id, "'"));
+    } else if (options_.committed_check) {
+      result = options_.committed_check(a.media_id, backup_id);
+    }
+    if (result.ok()) {
+      BackupEntry e;
+      e.backup_id = backup_id;
+      e.client_id = a.client_id;
+      e.media_agent_id = a.media_id;
+      e.kind =
+          a.parent_id.empty() ? BackupKind::kFull : BackupKind::kIncremental;
+      e.parent_id = a.parent_id;
+      e.manifest_ref = backup_id;
+      e.created_us = a.started_us;
+      e.image_size = outcome.image_size;
+      e.stored_bytes = outcome.new_stored_bytes;
+      e.chunk_count = outcome.chunks_new + outcome.chunks_deduplicated;
+      result = catalog_->CommitBackup(e, job_id);
+      if (result.ok()) {
+        active_.erase(job_id);
+        events_->Notify();
+      }
+    }
+    if (!result.ok()) {
+      FinishActiveLocked(
+          job_id, JobState::kFailed,
+          StrCat("recording the backup failed: ", ToStd(result.message())));
+    }
+  }
+  DispatchLocked(client_id);
+  return result;
+}
+
+void JobEngine::ClientRevoked(const std::string& client_id) {
+  registry_->Disconnect(client_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  JobFilter filter;
+  filter.state = JobState::kQueued;
+  filter.client_id = client_id;
+  auto queued = catalog_->ListJobs(filter);
+  if (!queued.ok()) {
+    spdlog::error("listing the queued jobs of revoked client {}: {}", client_id,
+                  ToStd(queued.status().message()));
+    return;
+  }
+  for (const Job& job : *queued) {
+    if (Status s = catalog_->FinishJob(job.job_id, JobState::kFailed,
+                                       "the client was revoked");
+        !s.ok()) {
+      spdlog::error("failing job {}: {}", job.job_id, ToStd(s.message()));
+    }
+  }
+  events_->Notify();
+}
+
+void JobEngine::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  registry_->CloseAll();
+}
+
+void JobEngine::FinishActiveLocked(uint64_t job_id, JobState state,
+                                   std::string_view error,
+                                   const AuditEntry* audit) {
+  active_.erase(job_id);
+  if (Status s = catalog_->FinishJob(job_id, state, error, audit); !s.ok()) {
+    spdlog::error("finishing job {} as {}: {}", job_id, JobStateName(state),
+                  ToStd(s.message()));
+  }
+  events_->Notify();
+}
+
+void JobEngine::DispatchLocked(const std::string& client_id) {
+  if (shutdown_) return;
+  std::optional<uint64_t> session_id = registry_->CurrentSession(client_id);
+  if (!session_id) return;
+  for (const auto& [job_id, a] : active_) {
+    if (a.client_id == client_id) return;  // one job per client at a time
+  }
+  for (;;) {
+    JobFilter filter;
+    filter.state = JobState::kQueued;
+    filter.client_id = client_id;
+    filter.limit = 1;
+    auto queued = catalog_->ListJobs(filter);
+    if (!queued.ok()) {
+      spdlog::error("listing queued jobs of {}: {}", client_id,
+                    ToStd(queued.status().message()));
+      return;
+    }
+    if (queued->empty()) return;
+    const Job& job = queued->front();
+    Status s = DispatchJobLocked(job, *session_id);
+    if (s.ok()) return;
+    spdlog::warn("job {} cannot run: {}", job.job_id, ToStd(s.message()));
+    if (Status f = catalog_->FinishJob(job.job_id, JobState::kFailed,
+                                       ToStd(s.message()));
+        !f.ok()) {
+      spdlog::error("failing job {}: {}", job.job_id, ToStd(f.message()));
+      return;
+    }
+    events_->Notify();
+  }
+}
+
+StatusOr<JobEngine::MediaChoice> JobEngine::ChooseMediaLocked(
+    const std::string& preferred) {
+  if (!preferred.empty()) {
+    if (preferred == kEmbeddedMediaId) {
+      if (options_.embedded_media) {
+        return MediaChoice{kEmbeddedMediaId, options_.embedded_media_address};
+      }
+    } else {
+      auto agent = catalog_->GetMediaAgent(preferred);
+      if (agent.ok() && !agent->revoked && !agent->address.empty()) {
+        return MediaChoice{agent->media_agent_id, agent->address};
+      }
+    }
+  }
+  if (options_.embedded_media) {
+    return MediaChoice{kEmbeddedMediaId, options_.embedded_media_address};
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::vector<MediaAgent> agents,
+                         catalog_->ListMediaAgents());
+  const MediaAgent* best = nullptr;
+  size_t best_load = 0;
+  for (const MediaAgent& m : agents) {
+    if (m.revoked || m.address.empty() || m.media_agent_id == kEmbeddedMediaId)
+      continue;
+    size_t load = std::count_if(active_.begin(), active_.end(), [&](auto& kv) {
+      return kv.second.media_id == m.media_agent_id;
+    });
+    if (best == nullptr || load < best_load) {
+      best = &m;
+      best_load = load;
+    }
+  }
+  if (best == nullptr) {
+    return absl::FailedPreconditionError(
+        "no media agent is available: enroll one, or run cairn-server with "
+        "--embedded-media");
+  }
+  return MediaChoice{best->media_agent_id, best->address};
+}
+
+StatusOr<std::string> JobEngine::SignTicketLocked(const Job& job,
+                                                  const ActiveJob& active) {
+  SessionTicket t;
+  t.operation = job.kind == JobKind::kBackup
+                    ? SessionTicket::Operation::kBackup
+                    : SessionTicket::Operation::kRestore;
+  t.client_id = job.client_id;
+  t.job_id = job.job_id;
+  t.backup_id = active.backup_id;
+  t.parent_backup_id = active.parent_id;
+  t.media_id = active.media_id;
+  t.expires_unix_us =
+      Now() +
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.ticket_ttl)
+          .count();
+  return SignTicket(t, options_.ticket_key_pem);
+}
+
+Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
+  ActiveJob a;
+  a.kind = job.kind;
+  a.client_id = job.client_id;
+  a.session_id = session_id;
+  a.started_us = Now();
+  MediaChoice media;
+  if (job.kind == JobKind::kBackup) {
+    std::string preferred;
+    if (job.incremental) {
+      auto parent = catalog_->LatestBackup(job.client_id);
+      if (parent.ok()) {
+        a.parent_id = parent->backup_id;
+        preferred = parent->media_agent_id;
+      } else if (!absl::IsNotFound(parent.status())) {
+        return parent.status();
+      }
+    }
+    CAIRN_ASSIGN_OR_RETURN(media, ChooseMediaLocked(preferred));
+    if (media.media_id != preferred) a.parent_id.clear();  // full elsewhere
+    a.backup_id = NewBackupIdLocked(job.client_id, a.started_us);
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(BackupEntry backup,
+                           catalog_->GetBackup(job.backup_id));
+    CAIRN_ASSIGN_OR_RETURN(media, ChooseMediaLocked(backup.media_agent_id));
+    if (media.media_id != backup.media_agent_id) {
+      return absl::FailedPreconditionError(
+          StrCat("media agent '", backup.media_agent_id, "' holding backup '",
+                 backup.backup_id, "' is not available"));
+    }
+    a.backup_id = backup.backup_id;
+  }
+  a.media_id = media.media_id;
+  CAIRN_ASSIGN_OR_RETURN(std::string ticket, SignTicketLocked(job, a));
+  MediaAssignment m{media.address, std::move(ticket), options_.data_key};
+
+  CAIRN_RETURN_IF_ERROR(catalog_->StartJob(job.job_id, a.media_id));
+  AgentCommand command;
+  if (job.kind == JobKind::kBackup) {
+    BackupAssignment b;
+    b.job_id = job.job_id;
+    b.source_path = job.target;
+    b.backup_id = a.backup_id;
+    b.parent_backup_id = a.parent_id;
+    b.chunk_size = options_.chunk_size;
+    b.zstd_level = options_.zstd_level;
+    b.media = std::move(m);
+    command = std::move(b);
+  } else {
+    RestoreAssignment r;
+    r.job_id = job.job_id;
+    r.backup_id = a.backup_id;
+    r.target_path = job.target;
+    r.media = std::move(m);
+    command = std::move(r);
+  }
+  active_[job.job_id] = a;
+  spdlog::info("job {} ({} {}) dispatched to {} via media agent {}", job.job_id,
+               JobKindName(job.kind), a.backup_id, job.client_id, a.media_id);
+  if (!registry_->Send(job.client_id, session_id, std::move(command))) {
+    FinishActiveLocked(job.job_id, JobState::kFailed, kAgentDisconnectedError);
+    return Status();
+  }
+  events_->Notify();
+  return Status();
+}
+
+}  // namespace cairn

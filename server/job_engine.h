@@ -1,0 +1,189 @@
+// JobEngine: runs backup and restore jobs on the connected agents (DESIGN.md
+// section 3). It knows nothing of gRPC: admin handlers call StartBackup /
+// StartRestore / Cancel, the agent stream handler reports sessions,
+// progress and results.
+//
+// Life of a job:
+//   queued    CreateJob in the catalog. It waits there (across server
+//             restarts too) until its client is connected and has no other
+//             job running: the engine runs at most one job per client.
+//   running   the engine picks a media agent (the embedded one, or for an
+//             incremental the one holding the parent, else a registered
+//             one), signs a SessionTicket for it (ticket_ttl), pushes the
+//             BackupAssignment/RestoreAssignment down the client's session
+//             and marks the job running (StartJob). The job is bound to that
+//             session.
+//   progress  UpdateJobProgress (advisory, unsynced).
+//   result    backup ok: the media agent has already committed the manifest
+//             (checked through `committed_check` when set); CommitBackup
+//             records the backup and the job's success in one batch - the
+//             backup exists from then on. Restore ok: FinishJob(kSucceeded).
+//             Not ok: FinishJob(kFailed, the agent's error).
+//   cancel    a queued job is cancelled in place; a running one also gets a
+//             CancelAssignment pushed to its agent. A late result is ignored.
+//   session   when the session a job is bound to ends, the job fails with
+//             kAgentDisconnectedError - unless the client reconnected and
+//             listed the job as still running (it is then bound to the new
+//             session). During Shutdown() sessions end without failing jobs:
+//             the catalog fails them with its own reason on the next Open.
+// Revoking a client (ClientRevoked) closes its session and fails its queued
+// jobs. Every state change notifies `events`.
+//
+// Agent reports are checked: a report for a job that is not running on that
+// client's session is refused (PermissionDenied / FailedPrecondition) and
+// changes nothing - an agent may touch only its own jobs.
+//
+// Thread safety: thread-safe. Internally one mutex serializes job
+// transitions; catalog writes happen under it, network sends never block.
+#ifndef CAIRN_SERVER_JOB_ENGINE_H_
+#define CAIRN_SERVER_JOB_ENGINE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/agent_registry.h"
+#include "server/agent_session.h"
+#include "server/catalog.h"
+#include "server/job_events.h"
+
+namespace cairn {
+
+// The media agent id of the one embedded in cairn-server (--embedded-media).
+inline constexpr char kEmbeddedMediaId[] = "embedded";
+
+struct JobEngineOptions {
+  // Signs session tickets: the server certificate's private key (PEM). The
+  // media agents verify with the server certificate.
+  std::string ticket_key_pem;
+  // Embedded media agent: when true, jobs go to kEmbeddedMediaId (which must
+  // exist in the catalog as a media agent) at `embedded_media_address`
+  // (empty: agents dial the server's own address).
+  bool embedded_media = false;
+  std::string embedded_media_address;
+  // The default storage policy's data key (32 bytes); empty: backups are not
+  // encrypted. Handed to an agent only inside its own job's assignment.
+  std::string data_key;
+  std::chrono::seconds ticket_ttl = std::chrono::hours(12);
+  uint32_t chunk_size = 4u << 20;
+  int zstd_level = 1;
+  // Called before a successful backup is recorded: OK if media agent
+  // `media_id` holds a committed manifest for `backup_id`. Empty: trust the
+  // agent's report.
+  std::function<Status(const std::string& media_id,
+                       const std::string& backup_id)>
+      committed_check;
+  // Microseconds since the epoch; empty: the system clock.
+  std::function<int64_t()> clock;
+};
+
+struct BackupJobRequest {
+  std::string client_id;
+  std::string source_path;  // on the client
+  bool incremental = false;
+  std::string requested_by;
+};
+
+struct RestoreJobRequest {
+  std::string backup_id;
+  std::string client_id;    // target machine; empty: the backup's client
+  std::string target_path;  // on the target machine
+  std::string requested_by;
+};
+
+class JobEngine {
+ public:
+  static constexpr std::string_view kAgentDisconnectedError =
+      "agent disconnected during the job";
+
+  // None is owned; all must outlive the engine.
+  JobEngine(Catalog* catalog, AgentRegistry* registry, JobEvents* events,
+            JobEngineOptions options);
+
+  // Queues a job (dispatching it at once if the client is connected and
+  // idle). Returns the job as stored. InvalidArgument for an empty path or
+  // malformed id; NotFound for an unknown client or backup;
+  // FailedPrecondition for a revoked client. `audit` is written in the same
+  // batch as the new job.
+  StatusOr<Job> StartBackup(const BackupJobRequest& request,
+                            const AuditEntry* audit = nullptr);
+  StatusOr<Job> StartRestore(const RestoreJobRequest& request,
+                             const AuditEntry* audit = nullptr);
+  // Cancels a queued or running job; FailedPrecondition if it already ended.
+  StatusOr<Job> Cancel(uint64_t job_id, const AuditEntry* audit = nullptr);
+
+  // ---- The agent stream --------------------------------------------------
+
+  // Registers `session` as the client's (replacing an older one), keeps the
+  // client's running jobs listed in `still_running` bound to it, and
+  // dispatches the client's next queued job. Returns the session id.
+  // Unavailable during shutdown.
+  StatusOr<uint64_t> AgentConnected(const std::string& client_id,
+                                    std::shared_ptr<AgentSession> session,
+                                    const std::vector<uint64_t>& still_running);
+  // The session ended: fails the jobs bound to it (not during shutdown).
+  void AgentDisconnected(const std::string& client_id, uint64_t session_id);
+  Status ReportProgress(const std::string& client_id, uint64_t session_id,
+                        const JobProgressReport& report);
+  Status ReportResult(const std::string& client_id, uint64_t session_id,
+                      const JobOutcome& outcome);
+
+  // After Catalog::RevokeClient: closes the client's session and fails its
+  // queued jobs.
+  void ClientRevoked(const std::string& client_id);
+
+  // Stops dispatching and closes every agent session; running jobs stay
+  // running in the catalog (the next Open fails them). Idempotent.
+  void Shutdown();
+
+ private:
+  struct ActiveJob {
+    JobKind kind = JobKind::kBackup;
+    std::string client_id;
+    uint64_t session_id = 0;
+    std::string media_id;
+    std::string backup_id;
+    std::string parent_id;
+    int64_t started_us = 0;
+  };
+  struct MediaChoice {
+    std::string media_id;
+    std::string address;
+  };
+
+  int64_t Now() const;
+  // Dispatches the client's oldest queued job if it is connected and idle;
+  // a job that cannot be dispatched (no media agent, bad backup) fails and
+  // the next one is tried. REQUIRES: mu_ held.
+  void DispatchLocked(const std::string& client_id);
+  Status DispatchJobLocked(const Job& job, uint64_t session_id);
+  StatusOr<MediaChoice> ChooseMediaLocked(const std::string& preferred);
+  StatusOr<std::string> SignTicketLocked(const Job& job,
+                                         const ActiveJob& active);
+  // Marks a running job final and forgets it. REQUIRES: mu_ held.
+  void FinishActiveLocked(uint64_t job_id, JobState state,
+                          std::string_view error,
+                          const AuditEntry* audit = nullptr);
+  StatusOr<ActiveJob*> ActiveForLocked(const std::string& client_id,
+                                       uint64_t session_id, uint64_t job_id);
+  std::string NewBackupIdLocked(const std::string& client_id, int64_t now_us);
+
+  Catalog* const catalog_;
+  AgentRegistry* const registry_;
+  JobEvents* const events_;
+  const JobEngineOptions options_;
+
+  std::mutex mu_;
+  std::map<uint64_t, ActiveJob> active_;  // running jobs; guarded by mu_
+  bool shutdown_ = false;                 // guarded by mu_
+  uint64_t id_counter_ = 0;               // guarded by mu_
+};
+
+}  // namespace cairn
+
+#endif  // CAIRN_SERVER_JOB_ENGINE_H_

@@ -1,0 +1,120 @@
+// cairnctl's command line: commands, flags, global flags on either side of
+// the command, and the value parsers.
+#include <gtest/gtest.h>
+
+#include "cli/ctl_args.h"
+
+namespace cairn::ctl {
+namespace {
+
+std::vector<std::string> With(std::vector<std::string> args) {
+  std::vector<std::string> all = {"--server", "127.0.0.1:7443", "--cred-dir",
+                                  "/srv/cairn/admin"};
+  all.insert(all.end(), args.begin(), args.end());
+  return all;
+}
+
+TEST(CairnctlArgsTest, ParsesEveryCommand) {
+  auto token =
+      ParseCtlArgs(With({"token", "create", "--role", "media", "--ttl", "2h"}));
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->command, CtlCommand::kTokenCreate);
+  EXPECT_EQ(token->role, "media");
+  EXPECT_EQ(token->ttl, "2h");
+  EXPECT_EQ(token->server, "127.0.0.1:7443");
+  EXPECT_EQ(token->cred_dir, "/srv/cairn/admin");
+
+  EXPECT_EQ(ParseCtlArgs(With({"clients", "list"}))->command,
+            CtlCommand::kClientsList);
+  auto show = ParseCtlArgs(With({"clients", "show", "pc-17"}));
+  EXPECT_EQ(show->command, CtlCommand::kClientsShow);
+  EXPECT_EQ(show->id, "pc-17");
+  EXPECT_EQ(ParseCtlArgs(With({"clients", "revoke", "pc-17"}))->command,
+            CtlCommand::kClientsRevoke);
+
+  auto backup =
+      ParseCtlArgs(With({"backup", "start", "--client", "pc-17", "--source",
+                         "/dev/sda", "--incremental", "--wait"}));
+  ASSERT_TRUE(backup.ok()) << backup.status();
+  EXPECT_EQ(backup->command, CtlCommand::kBackupStart);
+  EXPECT_EQ(backup->client, "pc-17");
+  EXPECT_EQ(backup->source, "/dev/sda");
+  EXPECT_TRUE(backup->incremental);
+  EXPECT_TRUE(backup->wait);
+
+  auto backups = ParseCtlArgs(With({"backups", "list", "--client", "pc-17"}));
+  EXPECT_EQ(backups->command, CtlCommand::kBackupsList);
+  EXPECT_EQ(backups->client, "pc-17");
+  EXPECT_EQ(ParseCtlArgs(With({"backups", "show", "b1"}))->id, "b1");
+
+  auto restore = ParseCtlArgs(
+      With({"restore", "start", "--backup", "b1", "--target", "/tmp/out.img"}));
+  ASSERT_TRUE(restore.ok()) << restore.status();
+  EXPECT_EQ(restore->command, CtlCommand::kRestoreStart);
+  EXPECT_EQ(restore->backup, "b1");
+  EXPECT_EQ(restore->target, "/tmp/out.img");
+  EXPECT_FALSE(restore->wait);
+
+  auto jobs = ParseCtlArgs(With({"jobs", "list", "--state", "running"}));
+  EXPECT_EQ(jobs->command, CtlCommand::kJobsList);
+  EXPECT_EQ(jobs->state, "running");
+  EXPECT_EQ(ParseCtlArgs(With({"jobs", "watch", "12"}))->command,
+            CtlCommand::kJobsWatch);
+  EXPECT_EQ(ParseCtlArgs(With({"jobs", "cancel", "12"}))->id, "12");
+}
+
+TEST(CairnctlArgsTest, GlobalFlagsMayFollowTheCommand) {
+  auto inv = ParseCtlArgs({"clients", "list", "--json", "--server", "h:1",
+                           "--cred-dir", "/c", "--timeout", "5s"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_TRUE(inv->json);
+  EXPECT_EQ(inv->server, "h:1");
+  EXPECT_EQ(inv->timeout, "5s");
+}
+
+TEST(CairnctlArgsTest, UsageErrorsAreInvalidArgument) {
+  auto code = [](std::vector<std::string> args) {
+    return ParseCtlArgs(args).status().code();
+  };
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(code(With({})), kInvalid);           // no command
+  EXPECT_EQ(code(With({"clients"})), kInvalid);  // no leaf
+  EXPECT_EQ(code(With({"backup", "start", "--client", "x"})), kInvalid);
+  EXPECT_EQ(code(With({"token", "create", "--role", "admin"})), kInvalid);
+  EXPECT_EQ(code(With({"token", "create", "--role", "agent", "--ttl", "8d"})),
+            kInvalid);
+  EXPECT_EQ(code(With({"jobs", "list", "--state", "done"})), kInvalid);
+  EXPECT_EQ(code(With({"jobs", "watch", "twelve"})), kInvalid);
+  EXPECT_EQ(code(With({"clients", "list", "--bogus"})), kInvalid);
+  EXPECT_EQ(code({"clients", "list", "--cred-dir", "/c"}), kInvalid);
+  auto no_server = ParseCtlArgs({"clients", "list", "--cred-dir", "/c"});
+  EXPECT_NE(std::string(no_server.status().message()).find("--server"),
+            std::string::npos);
+}
+
+TEST(CairnctlArgsTest, ValueParsers) {
+  EXPECT_EQ(*ParseDuration("90"), std::chrono::seconds(90));
+  EXPECT_EQ(*ParseDuration("500ms"), std::chrono::milliseconds(500));
+  EXPECT_EQ(*ParseDuration("30m"), std::chrono::minutes(30));
+  EXPECT_EQ(*ParseDuration("7d"), std::chrono::hours(168));
+  EXPECT_FALSE(ParseDuration("").ok());
+  EXPECT_FALSE(ParseDuration("h").ok());
+  EXPECT_FALSE(ParseDuration("1w").ok());
+  EXPECT_FALSE(ParseDuration("-5s").ok());
+  EXPECT_EQ(*ParseTtlSeconds("1h"), 3600);
+  EXPECT_EQ(*ParseTtlSeconds("7d"), 7 * 86400);
+  EXPECT_FALSE(ParseTtlSeconds("0s").ok());
+  EXPECT_FALSE(ParseTtlSeconds("500ms").ok());
+  EXPECT_EQ(*ParseTokenRole("agent"), v1::ROLE_AGENT);
+  EXPECT_EQ(*ParseTokenRole("media"), v1::ROLE_MEDIA);
+  EXPECT_FALSE(ParseTokenRole("Agent").ok());
+  EXPECT_EQ(*ParseJobStateFilter(""), "");
+  EXPECT_EQ(*ParseJobStateFilter("cancelled"), "cancelled");
+  EXPECT_EQ(*ParseJobId("42"), 42u);
+  EXPECT_FALSE(ParseJobId("0").ok());
+  EXPECT_FALSE(ParseJobId("4x").ok());
+  EXPECT_FALSE(ParseJobId("").ok());
+}
+
+}  // namespace
+}  // namespace cairn::ctl
