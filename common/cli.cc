@@ -22,9 +22,13 @@ int ExitCode(const Status& s) {
       return 4;
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
       return 5;
     case absl::StatusCode::kResourceExhausted:
       return 6;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return 7;
     default:
       return 10;
   }

@@ -14,7 +14,8 @@ namespace cairn::cli {
 
 // Exit codes: 0 ok; 1 operation found problems (verify); 2 usage or invalid
 // input; 3 not found; 4 data damaged; 5 precondition (locked, wrong key);
-// 6 resources exhausted; 10 internal or other errors.
+// 6 resources exhausted; 7 unavailable or timed out (retry later); 10
+// internal or other errors.
 int ExitCode(const Status& s);
 
 // Prints `s` to stderr ("error: ...") or, with `json`, as
