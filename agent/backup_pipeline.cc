@@ -82,15 +82,36 @@ Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
                    ChunkSink* sink, Manifest* manifest, BackupStats* out) {
   Manifest& m = *manifest;
   const uint64_t count = m.chunks.size();
-  const uint64_t per_batch =
-      std::max<uint64_t>(1, req.batch_bytes / req.chunk_size);
-  const uint64_t batches = (count + per_batch - 1) / per_batch;
   int threads =
       req.threads > 0
           ? req.threads
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Memory: a worker holds its batch plus about two chunks of scratch
+  // (compressed and encrypted copies). Fewer workers and smaller batches
+  // keep the total under the budget whatever the core count or image size.
+  const uint64_t cs = req.chunk_size;
+  const uint64_t budget = std::max<uint64_t>(req.memory_budget, 3 * cs);
+  threads = static_cast<int>(
+      std::min<uint64_t>(threads, std::max<uint64_t>(1, budget / (3 * cs))));
+  const uint64_t per_worker = budget / static_cast<uint64_t>(threads);
+  const uint64_t batch_bytes =
+      std::min<uint64_t>(req.batch_bytes, std::max(cs, per_worker - 2 * cs));
+  const uint64_t per_batch = std::max<uint64_t>(1, batch_bytes / cs);
+  const uint64_t batches = (count + per_batch - 1) / per_batch;
   threads = static_cast<int>(
       std::min<uint64_t>(threads, std::max<uint64_t>(batches, 1)));
+
+  // Read-ahead: while a worker hashes and compresses, the kernel fetches the
+  // batch the next free worker will take (an advisory fd; errors ignored).
+  int readahead_fd = ::open(req.source_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (readahead_fd >= 0)
+    ::posix_fadvise(readahead_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto prefetch = [&](uint64_t batch) {
+    if (readahead_fd < 0 || batch >= batches) return;
+    ::posix_fadvise(readahead_fd, static_cast<off_t>(batch * per_batch * cs),
+                    static_cast<off_t>(per_batch * cs), POSIX_FADV_WILLNEED);
+  };
+  for (int t = 0; t < threads; ++t) prefetch(static_cast<uint64_t>(t));
 
   std::atomic<uint64_t> next_batch{0};
   std::atomic<bool> failed{false};
@@ -114,6 +135,7 @@ Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
       if (b >= batches) break;
       uint64_t first = b * per_batch;
       uint64_t last = std::min(count, first + per_batch);
+      prefetch(b + static_cast<uint64_t>(threads));
       ids.clear();
       slots.clear();
       for (uint64_t i = first; i < last; ++i) {
@@ -175,6 +197,7 @@ Status ReadAndSend(const BackupRequest& req, const RandomAccessFile& source,
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  if (readahead_fd >= 0) ::close(readahead_fd);
   return first_error;
 }
 

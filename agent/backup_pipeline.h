@@ -7,8 +7,8 @@
 // (AES-256-GCM) only the missing chunks and puts them. Workers run in
 // parallel on disjoint batches, so reading, hashing, compressing, encrypting
 // and writing overlap on every core; memory is bounded by
-// threads x batch size (about 32 MiB per worker by default). The manifest is
-// committed last, after every chunk is stored.
+// a fixed budget (BackupRequest::memory_budget, 160 MiB by default). The
+// manifest is committed last, after every chunk is stored.
 //
 // Thread safety: RunBackup is reentrant; the sink must accept concurrent
 // HasChunks/PutChunk calls.
@@ -39,9 +39,12 @@ struct BackupRequest {
   std::string profile_ref;  // optional hardware profile reference
   uint32_t chunk_size = kDefaultChunkSize;
   int zstd_level = 1;
-  const DataKey* key = nullptr;         // null: not encrypted. Not owned.
-  int threads = 0;                      // 0: one per core
-  uint64_t batch_bytes = 32u << 20;     // per-worker read batch
+  const DataKey* key = nullptr;      // null: not encrypted. Not owned.
+  int threads = 0;                   // 0: one per core
+  uint64_t batch_bytes = 32u << 20;  // per-worker read batch (at most)
+  // Upper bound for the pipeline's buffers: threads and batch size shrink to
+  // fit (peak RSS stays near this plus ~20 MiB whatever the core count).
+  uint64_t memory_budget = 160u << 20;
   ProgressCounter* progress = nullptr;  // optional; counts source bytes
 };
 

@@ -13,14 +13,14 @@
 #include <cstdint>
 #include <string>
 
+#include "common/image_reader.h"
 #include "common/progress.h"
 #include "common/status.h"
-#include "common/image_reader.h"
 
 namespace cairn {
 
 struct RestoreOptions {
-  int threads = 0;                      // 0: one per core
+  int threads = 0;                      // 0: two per core
   ProgressCounter* progress = nullptr;  // optional; counts image bytes
 };
 
