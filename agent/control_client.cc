@@ -71,7 +71,9 @@ v1::JobResult JobResultToProto(const JobOutcome& o) {
 
 ControlClient::ControlClient(std::shared_ptr<grpc::Channel> channel,
                              ControlClientOptions options)
-    : stub_(v1::AgentControl::NewStub(channel)), options_(std::move(options)) {}
+    : channel_(channel),
+      stub_(v1::AgentControl::NewStub(channel)),
+      options_(std::move(options)) {}
 
 ControlClient::~ControlClient() = default;
 
@@ -281,6 +283,30 @@ bool ControlClient::RunStream(JobRunner* runner) {
   return heard || lasted >= options_.healthy_after;
 }
 
+// gRPC's synchronous API moves a channel's connection attempt forward only
+// while some thread waits inside a call or a state watch, and a call made
+// while the channel is in TRANSIENT_FAILURE fails at once instead of waiting
+// for the attempt in progress. Without this wait an agent whose server had
+// been down long enough never came back: every Connect failed at once with
+// the previous attempt's error, and the channel's own TLS handshakes, polled
+// only by gRPC's 5 s backup poller, hit the connect timeout ("handshaker
+// shutdown"). WaitForConnected polls while it waits.
+void ControlClient::WaitForChannel() {
+  const auto until = std::chrono::system_clock::now() + options_.connect_wait;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> state(state_mu_);
+      if (stopping_) return;
+    }
+    const auto now = std::chrono::system_clock::now();
+    if (now >= until) return;
+    if (channel_->WaitForConnected(
+            std::min(until, now + std::chrono::milliseconds(250)))) {
+      return;
+    }
+  }
+}
+
 void ControlClient::Run(JobRunner* runner) {
   uint64_t seed = options_.seed;
   if (seed == 0) seed = std::random_device{}();
@@ -290,6 +316,7 @@ void ControlClient::Run(JobRunner* runner) {
       std::lock_guard<std::mutex> state(state_mu_);
       if (stopping_) return;
     }
+    WaitForChannel();
     if (RunStream(runner)) backoff.Reset();
     auto delay = backoff.NextDelay();
     std::unique_lock<std::mutex> state(state_mu_);

@@ -50,6 +50,8 @@ struct ControlClientOptions {
   uint64_t seed = 0;  // jitter seed; 0: random
   std::chrono::milliseconds healthy_after{std::chrono::seconds(10)};
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
+  // Longest wait for the channel to connect before each Connect.
+  std::chrono::milliseconds connect_wait{std::chrono::seconds(10)};
 };
 
 // A channel to the storage manager for the control stream: mutual TLS
@@ -82,11 +84,15 @@ class ControlClient final : public JobReporter {
   using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::ServerCommand>;
   // One stream from Connect to its end; returns whether it was healthy.
   bool RunStream(JobRunner* runner);
+  // Waits until the channel is READY, Shutdown() is called or
+  // `connect_wait` has passed (see the comment in the .cc file).
+  void WaitForChannel();
   void HandleCommand(const v1::ServerCommand& command, JobRunner* runner);
   // REQUIRES: write_mu_ held.
   bool WriteLocked(const v1::AgentMessage& message);
   void FlushResultsLocked();
 
+  const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::AgentControl::Stub> stub_;
   const ControlClientOptions options_;
   std::atomic<uint64_t> streams_opened_{0};

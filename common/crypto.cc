@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/openssl_util.h"
 #include "common/strings.h"
 
 namespace cairn::crypto {
@@ -40,10 +41,7 @@ EVP_MAC* HmacAlgorithm() {
   return mac;
 }
 
-struct CipherCtxDeleter {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
+using CipherCtx = EvpCipherCtxPtr;
 
 }  // namespace
 

@@ -1,8 +1,6 @@
 #include "common/data_key.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "absl/strings/ascii.h"
 #include "common/coding.h"
@@ -61,23 +59,7 @@ StatusOr<DataKey> DataKey::LoadFromFile(const std::string& path) {
 }
 
 Status DataKey::SaveToFile(const std::string& path) const {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoToStatus(errno, "create", tmp);
-  std::string text = HexEncode(secret_) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) ==
-                static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return ErrnoToStatus(err, "write", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoToStatus(errno, "rename", path);
-  }
-  return Env::Default()->SyncDir(DirName(path));
+  return WritePrivateFileAtomically(path, HexEncode(secret_) + "\n");
 }
 
 std::string DataKey::FingerprintHex() const { return HexEncode(fingerprint_); }

@@ -237,4 +237,46 @@ std::string JoinPath(std::string_view a, std::string_view b) {
   return StrCat(a, "/", b);
 }
 
+Status WritePrivateFileAtomically(const std::string& path,
+                                  std::string_view data) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoToStatus(errno, "create", tmp);
+  // O_CREAT's mode does not apply to a leftover tmp file; force it.
+  bool ok = ::fchmod(fd, 0600) == 0;
+  size_t done = 0;
+  while (ok && done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return ErrnoToStatus(err, "write", tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int rename_err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoToStatus(rename_err, "rename", path);
+  }
+  return Env::Default()->SyncDir(DirName(path));
+}
+
+StatusOr<std::string> ReadPrivateFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(
+        StrCat("private key file ", path,
+               " is accessible by group or others; chmod 600 it"));
+  }
+  std::string data;
+  CAIRN_RETURN_IF_ERROR(Env::Default()->ReadFileToString(path, &data));
+  return data;
+}
+
 }  // namespace cairn

@@ -97,6 +97,14 @@ Status WriteFileAtomically(Env* env, std::string_view data,
                            const std::string& tmp_path, const std::string& path,
                            bool sync_dir = true);
 
+// Writes a secret (a private key, a data key) so that a crash leaves the old
+// file or the complete new one, with mode 0600 from the moment it is created:
+// `path`.tmp, fsync, rename, fsync of the directory.
+Status WritePrivateFileAtomically(const std::string& path,
+                                  std::string_view data);
+// Reads a secret file; FailedPrecondition if group or others may access it.
+StatusOr<std::string> ReadPrivateFile(const std::string& path);
+
 // "a/b/c" -> "a/b"; "c" -> ".".
 std::string DirName(const std::string& path);
 std::string JoinPath(std::string_view a, std::string_view b);

@@ -14,23 +14,13 @@
 #include <array>
 #include <memory>
 
-#include "common/coding.h"
+#include "common/openssl_util.h"
 #include "common/strings.h"
 
 namespace cairn {
 namespace {
 
 constexpr std::string_view kRoleUriPrefix = "cairn://role/";
-
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-struct GeneralNamesFree {
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
 
 std::string_view AsView(const ASN1_STRING* s) {
   return {reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
@@ -46,10 +36,8 @@ std::string RoleUri(Role role, std::string_view identity) {
 StatusOr<PeerIdentity> PeerIdentityFromCertificatePem(
     std::string_view cert_pem) {
   ERR_clear_error();
-  std::unique_ptr<BIO, BioFree> bio(
-      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
-  std::unique_ptr<X509, X509Free> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  BioPtr bio = MemBio(cert_pem);
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
   if (cert == nullptr) {
     return absl::InvalidArgumentError(
@@ -73,9 +61,8 @@ StatusOr<PeerIdentity> PeerIdentityFromCertificatePem(
   }
 
   std::vector<std::string_view> role_uris;
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(
-          cert.get(), NID_subject_alt_name, nullptr, nullptr)));
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
   for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names.get());
        ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
@@ -110,17 +97,14 @@ StatusOr<PeerIdentity> PeerIdentityFromCertificatePem(
                "' in its role URI; the two must agree"));
   }
 
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (!X509_digest(cert.get(), EVP_sha256(), md, &md_len)) {
-    ERR_clear_error();
+  std::string fingerprint = Sha256Fingerprint(cert.get());
+  if (fingerprint.empty()) {
     return absl::InternalError("cannot hash the peer certificate");
   }
   PeerIdentity peer;
   peer.identity = std::string(identity);
   peer.role = *role;
-  peer.cert_fingerprint =
-      HexEncode(std::string_view(reinterpret_cast<char*>(md), md_len));
+  peer.cert_fingerprint = std::move(fingerprint);
   return peer;
 }
 

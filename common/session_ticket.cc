@@ -8,30 +8,10 @@
 #include <memory>
 
 #include "cairn/v1/media.pb.h"
+#include "common/openssl_util.h"
 #include "common/strings.h"
 
 namespace cairn {
-namespace {
-
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-
-std::unique_ptr<BIO, BioDeleter> MemBio(const std::string& pem) {
-  return std::unique_ptr<BIO, BioDeleter>(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-}
-
-}  // namespace
 
 StatusOr<std::string> SignTicket(const SessionTicket& t,
                                  const std::string& key_pem) {
@@ -48,12 +28,11 @@ StatusOr<std::string> SignTicket(const SessionTicket& t,
   std::string body = proto.SerializeAsString();
 
   auto bio = MemBio(key_pem);
-  std::unique_ptr<EVP_PKEY, PkeyDeleter> key(
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key)
     return absl::InvalidArgumentError(
         "ticket signing key is not a PEM private key");
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   size_t sig_len = 0;
   if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
                          key.get()) != 1 ||
@@ -86,12 +65,11 @@ StatusOr<SessionTicket> VerifyTicket(const std::string& signed_bytes,
     return absl::InvalidArgumentError("malformed session ticket");
   }
   auto bio = MemBio(signer_cert_pem);
-  std::unique_ptr<X509, X509Deleter> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert)
     return absl::InvalidArgumentError("ticket signer certificate is not PEM");
-  std::unique_ptr<EVP_PKEY, PkeyDeleter> key(X509_get_pubkey(cert.get()));
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  EvpPkeyPtr key(X509_get_pubkey(cert.get()));
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   const std::string& body = signed_ticket.ticket();
   const std::string& sig = signed_ticket.signature();
   bool ok = key &&

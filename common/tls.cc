@@ -27,6 +27,7 @@
 
 #include "common/coding.h"
 #include "common/env.h"
+#include "common/openssl_util.h"
 #include "common/peer_identity.h"
 #include "common/strings.h"
 
@@ -46,45 +47,8 @@ class grpc_ssl_server_credentials {
 namespace cairn {
 namespace {
 
-template <auto Fn>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using X509ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ_free>>;
-using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
-using X509StoreCtxPtr =
-    std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
-using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, Deleter<SSL_free>>;
-
-// Drains OpenSSL's error queue into one line.
-std::string OpenSslErrors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("no OpenSSL error recorded") : out;
-}
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioContents(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, n > 0 ? static_cast<size_t>(n) : 0);
-}
+using SslCtxPtr = std::unique_ptr<SSL_CTX, OpenSslDeleter<SSL_CTX_free>>;
+using SslPtr = std::unique_ptr<SSL, OpenSslDeleter<SSL_free>>;
 
 // Every certificate in `pem`, in order. InvalidArgument if there is none or
 // one does not parse.
@@ -120,19 +84,6 @@ StatusOr<EvpPkeyPtr> ParsePrivateKey(std::string_view pem,
                OpenSslErrors(), ")"));
   }
   return key;
-}
-
-std::string ToPem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(bio.get(), cert);
-  return BioContents(bio.get());
-}
-
-std::string Fingerprint(X509* cert) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  X509_digest(cert, EVP_sha256(), md, &len);
-  return HexEncode(std::string_view(reinterpret_cast<char*>(md), len));
 }
 
 // Verifies `leaf` (with `untrusted` intermediates) against the certificates
@@ -198,12 +149,15 @@ StatusOr<std::string> CheckEndpointFiles(const TlsFiles& files, int purpose,
   }
   std::string presented = files.cert_pem;
   if (append_ca) {
-    std::string ca_fp = Fingerprint(cas[0].get());
+    std::string ca_fp = Sha256Fingerprint(cas[0].get());
     bool has_ca = false;
-    for (auto& c : chain) has_ca = has_ca || Fingerprint(c.get()) == ca_fp;
+    for (auto& c : chain)
+      has_ca = has_ca || Sha256Fingerprint(c.get()) == ca_fp;
     if (!has_ca) {
       if (!presented.empty() && presented.back() != '\n') presented += '\n';
-      presented += ToPem(cas[0].get());
+      CAIRN_ASSIGN_OR_RETURN(std::string ca_pem,
+                             CertificateToPem(cas[0].get()));
+      presented += ca_pem;
     }
   }
   return presented;
@@ -311,48 +265,6 @@ StatusOr<int> ConnectTcp(const std::string& host, const std::string& port,
 
 // ---- Files -----------------------------------------------------------------
 
-Status WritePrivateFileAtomically(const std::string& path,
-                                  std::string_view data) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoToStatus(errno, "create", tmp);
-  // O_CREAT's mode does not apply to a leftover tmp file; force it.
-  bool ok = ::fchmod(fd, 0600) == 0;
-  size_t done = 0;
-  while (ok && done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return ErrnoToStatus(err, "write", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int rename_err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoToStatus(rename_err, "rename", path);
-  }
-  return Env::Default()->SyncDir(DirName(path));
-}
-
-StatusOr<std::string> ReadPrivateFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(
-        StrCat("private key file ", path,
-               " is accessible by group or others; chmod 600 it"));
-  }
-  std::string data;
-  CAIRN_RETURN_IF_ERROR(Env::Default()->ReadFileToString(path, &data));
-  return data;
-}
-
 StatusOr<TlsFiles> ReadTlsFiles(const std::string& dir) {
   TlsFiles files;
   Env* env = Env::Default();
@@ -382,7 +294,7 @@ Status WriteTlsFiles(const std::string& dir, const TlsFiles& files) {
 StatusOr<std::string> CertificateFingerprint(std::string_view cert_pem) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<X509Ptr> certs,
                          ParseCertificates(cert_pem, "the certificate"));
-  return Fingerprint(certs[0].get());
+  return Sha256Fingerprint(certs[0].get());
 }
 
 StatusOr<std::string> NormalizeFingerprint(std::string_view text) {
@@ -559,14 +471,14 @@ StatusOr<std::string> FetchAndPinCaCertificate(
   X509* pinned = nullptr;
   std::string seen;
   for (auto& c : presented) {
-    std::string fp = Fingerprint(c.get());
+    std::string fp = Sha256Fingerprint(c.get());
     if (fp == expected) pinned = c.get();
     if (X509_check_ca(c.get()) >= 1) seen += (seen.empty() ? "" : ", ") + fp;
   }
   if (pinned == nullptr) {
     if (seen.empty()) {
       for (auto& c : presented)
-        seen += (seen.empty() ? "" : ", ") + Fingerprint(c.get());
+        seen += (seen.empty() ? "" : ", ") + Sha256Fingerprint(c.get());
     }
     return absl::PermissionDeniedError(
         StrCat("CA fingerprint mismatch: expected ", expected,
@@ -589,7 +501,7 @@ StatusOr<std::string> FetchAndPinCaCertificate(
         "the certificate of ", host_port,
         " does not verify against the pinned CA: ", ToStd(verified.message())));
   }
-  return ToPem(pinned);
+  return CertificateToPem(pinned);
 }
 
 StatusOr<KeyAndCsr> CreateKeyAndCsr(std::string_view identity) {
@@ -614,8 +526,8 @@ StatusOr<KeyAndCsr> CreateKeyAndCsr(std::string_view identity) {
       X509_REQ_sign(req.get(), key.get(), EVP_sha256()) <= 0) {
     return absl::InternalError(StrCat("building the CSR: ", OpenSslErrors()));
   }
-  BioPtr key_bio(BIO_new(BIO_s_mem()));
-  BioPtr csr_bio(BIO_new(BIO_s_mem()));
+  BioPtr key_bio = NewMemBio();
+  BioPtr csr_bio = NewMemBio();
   if (!PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0,
                                 nullptr, nullptr) ||
       !PEM_write_bio_X509_REQ(csr_bio.get(), req.get())) {

@@ -55,13 +55,6 @@ struct TlsFiles {
 
 // ---- Files -----------------------------------------------------------------
 
-// Writes a secret (a private key) so that a crash leaves the old file or the
-// complete new one, with mode 0600 from the moment it is created.
-Status WritePrivateFileAtomically(const std::string& path,
-                                  std::string_view data);
-// Reads a secret file; FailedPrecondition if group or others may access it.
-StatusOr<std::string> ReadPrivateFile(const std::string& path);
-
 // TlsFiles in a directory as ca.pem, cert.pem and key.pem (key mode 0600).
 // WriteTlsFiles writes the key and the CA first and cert.pem last, so a
 // directory with cert.pem is complete. It creates `dir` (mode 0700) if

@@ -14,14 +14,15 @@ StatusOr<ChunkId> IdFromBytes(const std::string& bytes) {
   return ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(bytes.data()));
 }
 
-// The calling agent's identity, or the gRPC error to return.
-StatusOr<std::string> Caller(grpc::ServerContext* ctx, std::string_view what) {
-  CAIRN_ASSIGN_OR_RETURN(PeerIdentity peer,
-                         AuthorizePeer(*ctx, {Role::kAgent}, what));
+}  // namespace
+
+StatusOr<std::string> MediaServiceHandler::Caller(grpc::ServerContext* ctx,
+                                                  std::string_view what) const {
+  CAIRN_ASSIGN_OR_RETURN(PeerIdentity peer, PeerIdentityFromContext(*ctx));
+  if (check_peer_) CAIRN_RETURN_IF_ERROR(check_peer_(peer));
+  CAIRN_RETURN_IF_ERROR(RequireRole(peer, {Role::kAgent}, what));
   return peer.identity;
 }
-
-}  // namespace
 
 grpc::Status MediaServiceHandler::HasChunks(grpc::ServerContext* ctx,
                                             const v1::HasChunksRequest* req,

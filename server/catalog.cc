@@ -613,6 +613,29 @@ Status CheckHumanRole(Role role) {
 
 std::string JobWhat(uint64_t job_id) { return StrCat("job ", job_id); }
 
+// The two kinds of enrolled machine, clients (agents) and media agents, are
+// enrolled, read and revoked alike; this is what differs.
+template <typename T>
+struct EnrolledMachine;
+template <>
+struct EnrolledMachine<Client> {
+  static constexpr std::string_view kNoun = "client";
+  static constexpr Role kRole = Role::kAgent;
+  static const std::string& Id(const Client& c) { return c.client_id; }
+  static std::string Key(std::string_view id) { return ClientKey(id); }
+  static void SetEnrolled(Client* c, int64_t now) { c->enrolled_us = now; }
+};
+template <>
+struct EnrolledMachine<MediaAgent> {
+  static constexpr std::string_view kNoun = "media agent";
+  static constexpr Role kRole = Role::kMedia;
+  static const std::string& Id(const MediaAgent& m) { return m.media_agent_id; }
+  static std::string Key(std::string_view id) { return MediaAgentKey(id); }
+  static void SetEnrolled(MediaAgent* m, int64_t now) {
+    m->registered_us = now;
+  }
+};
+
 }  // namespace
 
 // ---- Batch -----------------------------------------------------------------
@@ -884,6 +907,72 @@ Status Catalog::StageAudit(Batch* batch, const AuditEntry& entry,
   return absl::OkStatus();
 }
 
+// ---- Enrolled machines (clients and media agents) -------------------------
+
+template <typename T>
+StatusOr<T> Catalog::GetMachine(std::string_view id) const {
+  using M = EnrolledMachine<T>;
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(id, StrCat(M::kNoun, " id")));
+  T machine;
+  CAIRN_RETURN_IF_ERROR(ReadRecord(db_.get(), nullptr, M::Key(id),
+                                   StrCat(M::kNoun, " '", id, "'"), &machine));
+  return machine;
+}
+
+template <typename T>
+Status Catalog::RevokeMachine(std::string_view id, std::string_view reason,
+                              const AuditEntry* audit) {
+  using M = EnrolledMachine<T>;
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(T machine, GetMachine<T>(id));
+  if (machine.revoked) {
+    return absl::FailedPreconditionError(
+        StrCat(M::kNoun, " '", id, "' is already revoked"));
+  }
+  machine.revoked = true;
+  machine.revoked_us = Now();
+  machine.revoked_reason = std::string(reason);
+  Batch batch(*this);
+  batch.Put(M::Key(M::Id(machine)), machine);
+  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
+  return Commit(&batch);
+}
+
+template <typename T>
+StatusOr<T> Catalog::EnrollWithToken(std::string_view token, const T& machine,
+                                     const AuditEntry* audit) {
+  using M = EnrolledMachine<T>;
+  const std::string& id = M::Id(machine);
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(id, StrCat(M::kNoun, " id")));
+  CAIRN_ASSIGN_OR_RETURN(EnrollmentToken t, CheckToken(token, M::kRole));
+  T existing;
+  bool found = false;
+  CAIRN_RETURN_IF_ERROR(
+      MaybeReadRecord(db_.get(), M::Key(id), &existing, &found));
+  if (found) {
+    return absl::AlreadyExistsError(
+        StrCat(M::kNoun, " '", id, "' already exists; the token was not used"));
+  }
+  int64_t now = Now();
+  t.used = true;
+  t.used_by = id;
+  t.used_us = now;
+  T stored = machine;
+  M::SetEnrolled(&stored, now);
+  stored.revoked = false;
+  stored.revoked_us = 0;
+  stored.revoked_reason.clear();
+  Batch batch(*this);
+  batch.Put(TokenKey(t.token_hash), t);
+  batch.Put(M::Key(id), stored);
+  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
+  CAIRN_RETURN_IF_ERROR(Commit(&batch));
+  return stored;
+}
+
 // ---- Clients ---------------------------------------------------------------
 
 Status Catalog::CreateClient(const Client& client, const AuditEntry* audit) {
@@ -907,13 +996,7 @@ Status Catalog::CreateClient(const Client& client, const AuditEntry* audit) {
 }
 
 StatusOr<Client> Catalog::GetClient(std::string_view client_id) const {
-  CAIRN_RETURN_IF_ERROR(CheckOpen());
-  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(client_id, "client id"));
-  Client client;
-  CAIRN_RETURN_IF_ERROR(ReadRecord(db_.get(), nullptr, ClientKey(client_id),
-                                   StrCat("client '", client_id, "'"),
-                                   &client));
-  return client;
+  return GetMachine<Client>(client_id);
 }
 
 StatusOr<std::vector<Client>> Catalog::ListClients() const {
@@ -932,19 +1015,7 @@ Status Catalog::TouchClient(std::string_view client_id) {
 
 Status Catalog::RevokeClient(std::string_view client_id,
                              std::string_view reason, const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(Client client, GetClient(client_id));
-  if (client.revoked) {
-    return absl::FailedPreconditionError(
-        StrCat("client '", client_id, "' is already revoked"));
-  }
-  client.revoked = true;
-  client.revoked_us = Now();
-  client.revoked_reason = std::string(reason);
-  Batch batch(*this);
-  batch.Put(ClientKey(client.client_id), client);
-  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
-  return Commit(&batch);
+  return RevokeMachine<Client>(client_id, reason, audit);
 }
 
 // ---- Media agents ----------------------------------------------------------
@@ -978,13 +1049,7 @@ Status Catalog::PutMediaAgent(const MediaAgent& agent,
 
 StatusOr<MediaAgent> Catalog::GetMediaAgent(
     std::string_view media_agent_id) const {
-  CAIRN_RETURN_IF_ERROR(CheckOpen());
-  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(media_agent_id, "media agent id"));
-  MediaAgent agent;
-  CAIRN_RETURN_IF_ERROR(
-      ReadRecord(db_.get(), nullptr, MediaAgentKey(media_agent_id),
-                 StrCat("media agent '", media_agent_id, "'"), &agent));
-  return agent;
+  return GetMachine<MediaAgent>(media_agent_id);
 }
 
 StatusOr<std::vector<MediaAgent>> Catalog::ListMediaAgents() const {
@@ -995,19 +1060,7 @@ StatusOr<std::vector<MediaAgent>> Catalog::ListMediaAgents() const {
 Status Catalog::RevokeMediaAgent(std::string_view media_agent_id,
                                  std::string_view reason,
                                  const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(MediaAgent agent, GetMediaAgent(media_agent_id));
-  if (agent.revoked) {
-    return absl::FailedPreconditionError(
-        StrCat("media agent '", media_agent_id, "' is already revoked"));
-  }
-  agent.revoked = true;
-  agent.revoked_us = Now();
-  agent.revoked_reason = std::string(reason);
-  Batch batch(*this);
-  batch.Put(MediaAgentKey(agent.media_agent_id), agent);
-  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
-  return Commit(&batch);
+  return RevokeMachine<MediaAgent>(media_agent_id, reason, audit);
 }
 
 // ---- Enrollment tokens -----------------------------------------------------
@@ -1079,68 +1132,13 @@ StatusOr<EnrollmentToken> Catalog::CheckToken(std::string_view token,
 StatusOr<Client> Catalog::ConsumeToken(std::string_view token,
                                        const Client& client,
                                        const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_RETURN_IF_ERROR(CheckOpen());
-  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(client.client_id, "client id"));
-  CAIRN_ASSIGN_OR_RETURN(EnrollmentToken t, CheckToken(token, Role::kAgent));
-  Client existing;
-  bool found = false;
-  CAIRN_RETURN_IF_ERROR(MaybeReadRecord(db_.get(), ClientKey(client.client_id),
-                                        &existing, &found));
-  if (found) {
-    return absl::AlreadyExistsError(
-        StrCat("client '", client.client_id,
-               "' already exists; the token was not used"));
-  }
-  int64_t now = Now();
-  t.used = true;
-  t.used_by = client.client_id;
-  t.used_us = now;
-  Client stored = client;
-  stored.enrolled_us = now;
-  stored.revoked = false;
-  stored.revoked_us = 0;
-  stored.revoked_reason.clear();
-  Batch batch(*this);
-  batch.Put(TokenKey(t.token_hash), t);
-  batch.Put(ClientKey(stored.client_id), stored);
-  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
-  CAIRN_RETURN_IF_ERROR(Commit(&batch));
-  return stored;
+  return EnrollWithToken(token, client, audit);
 }
 
 StatusOr<MediaAgent> Catalog::ConsumeMediaToken(std::string_view token,
                                                 const MediaAgent& agent,
                                                 const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_RETURN_IF_ERROR(CheckOpen());
-  CAIRN_RETURN_IF_ERROR(
-      ValidateCatalogId(agent.media_agent_id, "media agent id"));
-  CAIRN_ASSIGN_OR_RETURN(EnrollmentToken t, CheckToken(token, Role::kMedia));
-  MediaAgent existing;
-  bool found = false;
-  CAIRN_RETURN_IF_ERROR(MaybeReadRecord(
-      db_.get(), MediaAgentKey(agent.media_agent_id), &existing, &found));
-  if (found) {
-    return absl::AlreadyExistsError(
-        StrCat("media agent '", agent.media_agent_id,
-               "' already exists; the token was not used"));
-  }
-  int64_t now = Now();
-  t.used = true;
-  t.used_by = agent.media_agent_id;
-  t.used_us = now;
-  MediaAgent stored = agent;
-  stored.registered_us = now;
-  stored.revoked = false;
-  stored.revoked_us = 0;
-  stored.revoked_reason.clear();
-  Batch batch(*this);
-  batch.Put(TokenKey(t.token_hash), t);
-  batch.Put(MediaAgentKey(stored.media_agent_id), stored);
-  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
-  CAIRN_RETURN_IF_ERROR(Commit(&batch));
-  return stored;
+  return EnrollWithToken(token, agent, audit);
 }
 
 // ---- Backups ---------------------------------------------------------------

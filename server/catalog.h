@@ -231,6 +231,18 @@ class Catalog {
   StatusOr<EnrollmentToken> CheckToken(std::string_view token,
                                        Role expected_role);
 
+  // What GetClient/GetMediaAgent, RevokeClient/RevokeMediaAgent and
+  // ConsumeToken/ConsumeMediaToken do, for T = Client or MediaAgent (defined
+  // in catalog.cc). GetMachine: REQUIRES nothing; the others take mu_.
+  template <typename T>
+  StatusOr<T> GetMachine(std::string_view id) const;
+  template <typename T>
+  Status RevokeMachine(std::string_view id, std::string_view reason,
+                       const AuditEntry* audit);
+  template <typename T>
+  StatusOr<T> EnrollWithToken(std::string_view token, const T& machine,
+                              const AuditEntry* audit);
+
   std::unique_ptr<rocksdb::DB> db_;
   const CatalogOptions options_;
   std::mutex mu_;  // serializes mutations

@@ -15,73 +15,15 @@
 #include <utility>
 
 #include "common/env.h"
+#include "common/openssl_util.h"
 #include "common/strings.h"
 #include "common/tls.h"
 
 namespace cairn {
 namespace {
 
-template <auto Fn>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
-using X509ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ_free>>;
-using X509ExtPtr =
-    std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
-using GeneralNamesPtr =
-    std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-
 using Clock = std::chrono::system_clock;
 constexpr auto kBackdate = std::chrono::minutes(5);
-
-std::string OpenSslErrors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("no OpenSSL error recorded") : out;
-}
-
-Status OpenSslError(std::string_view what) {
-  return absl::InternalError(StrCat(what, ": ", OpenSslErrors()));
-}
-
-std::string BioContents(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, n > 0 ? static_cast<size_t>(n) : 0);
-}
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-StatusOr<std::string> CertToPem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_X509(bio.get(), cert)) return OpenSslError("PEM write");
-  return BioContents(bio.get());
-}
-
-StatusOr<std::string> KeyToPem(EVP_PKEY* key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
-                                nullptr)) {
-    return OpenSslError("PEM write");
-  }
-  return BioContents(bio.get());
-}
 
 StatusOr<EvpPkeyPtr> NewP256Key() {
   EvpPkeyPtr key(EVP_EC_gen("P-256"));
@@ -254,7 +196,7 @@ StatusOr<std::string> SignLeaf(EVP_PKEY* ca_key, X509* ca_cert,
   if (X509_sign(cert.get(), ca_key, EVP_sha256()) <= 0) {
     return OpenSslError("signing the certificate");
   }
-  return CertToPem(cert.get());
+  return CertificateToPem(cert.get());
 }
 
 // Accepts ECDSA keys on P-256 or P-384 whose point is valid.
@@ -332,8 +274,8 @@ StatusOr<std::unique_ptr<CertificateAuthority>> CertificateAuthority::Create(
   if (X509_sign(cert, keys->key.get(), EVP_sha256()) <= 0) {
     return OpenSslError("self-signing the CA certificate");
   }
-  CAIRN_ASSIGN_OR_RETURN(std::string key_pem, KeyToPem(keys->key.get()));
-  CAIRN_ASSIGN_OR_RETURN(std::string cert_pem, CertToPem(cert));
+  CAIRN_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPem(keys->key.get()));
+  CAIRN_ASSIGN_OR_RETURN(std::string cert_pem, CertificateToPem(cert));
   CAIRN_ASSIGN_OR_RETURN(std::string fingerprint,
                          CertificateFingerprint(cert_pem));
 
@@ -401,7 +343,7 @@ StatusOr<IssuedCertificate> CertificateAuthority::IssueServerCertificate(
   ERR_clear_error();
   CAIRN_ASSIGN_OR_RETURN(EvpPkeyPtr key, NewP256Key());
   IssuedCertificate issued;
-  CAIRN_ASSIGN_OR_RETURN(issued.key_pem, KeyToPem(key.get()));
+  CAIRN_ASSIGN_OR_RETURN(issued.key_pem, PrivateKeyToPem(key.get()));
   std::lock_guard<std::mutex> lock(sign_mu_);
   CAIRN_ASSIGN_OR_RETURN(
       issued.cert_pem,

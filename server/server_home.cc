@@ -9,6 +9,7 @@
 
 #include "common/coding.h"
 #include "common/data_key.h"
+#include "common/env.h"
 #include "common/strings.h"
 
 namespace cairn {

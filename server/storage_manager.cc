@@ -80,8 +80,8 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
                                   m->events_.get(), std::move(engine_options));
   m->authorizer_ = std::make_unique<PeerAuthorizer>(m->catalog_.get());
   if (m->data_path_) {
-    m->media_ = std::make_unique<EmbeddedMediaService>(m->data_path_.get(),
-                                                       m->authorizer_.get());
+    m->media_ =
+        MakeEmbeddedMediaService(m->data_path_.get(), m->authorizer_.get());
   }
   m->enrollment_ =
       std::make_unique<EnrollmentService>(m->catalog_.get(), m->ca_.get());

@@ -36,11 +36,11 @@ class AgentRegistry;
 class Catalog;
 class CertificateAuthority;
 class DataPath;
-class EmbeddedMediaService;
 class EnrollmentService;
 class HealthHandler;
 class JobEngine;
 class JobEvents;
+class MediaServiceHandler;
 class PeerAuthorizer;
 class Repository;
 
@@ -98,7 +98,7 @@ class StorageManager {
   std::unique_ptr<AgentControlHandler> agent_control_;
   std::unique_ptr<AdminHandler> admin_;
   std::unique_ptr<HealthHandler> health_;
-  std::unique_ptr<EmbeddedMediaService> media_;
+  std::unique_ptr<MediaServiceHandler> media_;
   std::unique_ptr<grpc::Server> server_;
   std::chrono::seconds shutdown_grace_{10};
   int port_ = 0;

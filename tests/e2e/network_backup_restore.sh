@@ -14,79 +14,18 @@ set -euo pipefail
 SERVER_BIN=$(readlink -f "$1")
 AGENT_BIN=$(readlink -f "$2")
 CTL_BIN=$(readlink -f "$3")
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-net-e2e-XXXXXX")
-SERVER_PID=
-AGENT_PID=
-
-cleanup() {
-  local rc=$?
-  for pid in $AGENT_PID $SERVER_PID; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in $AGENT_PID $SERVER_PID; do
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "$rc" -ne 0 ]; then
-    echo "---- server log (tail) ----" >&2
-    tail -n 40 "$WORK/server.log" >&2 2>/dev/null || true
-    echo "---- agent log (tail) ----" >&2
-    tail -n 40 "$WORK/agent.log" >&2 2>/dev/null || true
-  fi
-  if [ "${KEEP_WORK:-0}" = 1 ]; then
-    echo "work directory kept: $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-cd "$WORK"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*"; }
-# json_field NAME: the first "NAME": value of pretty-printed JSON on stdin.
-json_field() {
-  sed -n -e "s/^ *\"$1\": \"\(.*\)\",\{0,1\}$/\1/p" \
-         -e "s/^ *\"$1\": \([^\",]*\),\{0,1\}$/\1/p" | head -n 1
-}
-# wait_until SECONDS command...: polls a condition until it holds.
-wait_until() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
-expect_exit() {  # expect_exit CODE command...
-  local want=$1; shift
-  set +e; "$@" >/dev/null 2>&1; local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "expected exit $want, got $got: $*"
-}
-port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-PORT=
-for _ in $(seq 1 50); do
-  candidate=$((20000 + RANDOM % 40000))
-  if port_is_free "$candidate"; then PORT=$candidate; break; fi
-done
-[ -n "$PORT" ] || fail "no free port"
-ADDR=127.0.0.1:$PORT
-ctl() { "$CTL_BIN" --server "$ADDR" --cred-dir "$WORK/server/admin" --timeout 20s "$@"; }
+# shellcheck source=lib_network.sh
+. "$(dirname "$(readlink -f "$0")")/lib_network.sh"
+net_setup net-e2e
 
 step "cairn-server init"
-"$SERVER_BIN" init --dir "$WORK/server" --encrypt --json > init.json
-FPR=$(json_field ca_fingerprint < init.json)
-[ ${#FPR} -eq 64 ] || fail "no CA fingerprint in: $(cat init.json)"
-[ -f server/admin/cert.pem ] || fail "init wrote no admin credential"
+net_server_init --encrypt
 
 step "cairn-server run on $ADDR"
-"$SERVER_BIN" run --dir "$WORK/server" --listen "$ADDR" --embedded-media \
-  --store "$WORK/repo" > server.log 2>&1 &
-SERVER_PID=$!
-wait_until 30 grep -q "serving on port" server.log || fail "server did not start"
+net_server_start
 
 step "token create, enroll"
-TOKEN=$(ctl --json token create --role agent --ttl 10m | json_field token)
-[ -n "$TOKEN" ] || fail "no token"
+TOKEN=$(net_token)
 expect_exit 5 "$AGENT_BIN" enroll --server "$ADDR" --token "$TOKEN" \
   --ca-fingerprint "$(printf '%064d' 0)" --name e2e-pc --state-dir "$WORK/wrong-ca"
 [ ! -e "$WORK/wrong-ca/cert.pem" ] || fail "a refused enrollment wrote files"
@@ -100,10 +39,8 @@ expect_exit 5 "$AGENT_BIN" enroll --server "$ADDR" --token "$TOKEN" \
 [ ! -e "$WORK/reused/cert.pem" ] || fail "a reused token wrote files"
 
 step "cairn-agent run ($CLIENT)"
-"$AGENT_BIN" run --state-dir "$WORK/agent" --heartbeat-interval 2 > agent.log 2>&1 &
-AGENT_PID=$!
-client_connected() { ctl --json clients show "$CLIENT" | grep -q '"connected": true'; }
-wait_until 30 client_connected || fail "agent did not connect"
+net_agent_start "$WORK/agent" agent.log --heartbeat-interval 2
+wait_until 30 client_connected "$CLIENT" || fail "agent did not connect"
 ctl clients list | grep -q "$CLIENT" || fail "clients list does not show $CLIENT"
 
 step "make a 256 MiB ext4 image"
@@ -154,8 +91,6 @@ set -e
 [ "$rc" -ne 0 ] || fail "a backup of a revoked client succeeded: $(cat revoked.out)"
 
 step "SIGTERM stops the agent cleanly"
-kill -TERM "$AGENT_PID"
-set +e; wait "$AGENT_PID"; rc=$?; set -e
-AGENT_PID=
-[ "$rc" -eq 0 ] || fail "cairn-agent exited $rc on SIGTERM"
+stop_pid "$AGENT_PID" TERM
+[ "$STOP_RC" -eq 0 ] || fail "cairn-agent exited $STOP_RC on SIGTERM"
 echo "PASS"

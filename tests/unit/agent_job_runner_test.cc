@@ -10,16 +10,13 @@
 #include <map>
 #include <mutex>
 
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "agent/grpc_media_connector.h"
 #include "agent/job_runner.h"
 #include "common/crypto.h"
 #include "common/session_ticket.h"
 #include "common/tls.h"
-#include "media_agent/media_service.h"
-#include "server/certificate_authority.h"
 #include "tests/testing/forwarding_sink.h"
+#include "tests/testing/loopback_media.h"
 #include "tests/testing/test_certs.h"
 #include "tests/testing/test_util.h"
 
@@ -107,47 +104,22 @@ class HookedConnector final : public MediaConnector {
   MediaConnector* const base_;
 };
 
-class AgentJobRunnerTest : public ::testing::Test {
+class AgentJobRunnerTest : public testing::LoopbackMediaTest {
  protected:
   void SetUp() override {
-    auto ca = CertificateAuthority::Create(dir_.Sub("ca"), "Cairn test CA");
-    ASSERT_TRUE(ca.ok()) << ca.status();
-    ca_ = *std::move(ca);
-    server_cert_ = *ca_->IssueServerCertificate({}, {});
-    RepositoryOptions o;
-    o.create_if_missing = true;
-    repo_ = *Repository::Open(dir_.Sub("repo"), o);
-    data_path_ = std::make_unique<DataPath>(repo_.get(), "media-1",
-                                            server_cert_.cert_pem);
-    handler_ = std::make_unique<MediaServiceHandler>(data_path_.get());
-    auto creds = MakeServerCredentials(
-        {ca_->CertificatePem(), server_cert_.cert_pem, server_cert_.key_pem});
-    ASSERT_TRUE(creds.ok()) << creds.status();
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", *creds, &port);
-    builder.SetMaxReceiveMessageSize(kMediaMaxMessageBytes);
-    builder.SetMaxSendMessageSize(kMediaMaxMessageBytes);
-    builder.RegisterService(handler_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "localhost:" + std::to_string(port);
+    LoopbackMediaTest::SetUp();
+    if (HasFatalFailure()) return;
 
     // The agent's own identity, as enrollment would have written it.
-    auto csr = CreateKeyAndCsr("pc1");
-    ASSERT_TRUE(csr.ok()) << csr.status();
-    auto cert = ca_->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
-    ASSERT_TRUE(cert.ok()) << cert.status();
-    connector_ = std::make_unique<GrpcMediaConnector>(
-        TlsFiles{ca_->CertificatePem(), *cert, csr->key_pem}, address_);
+    auto tls = media_->ClientTlsFiles("pc1", Role::kAgent);
+    ASSERT_TRUE(tls.ok()) << tls.status();
+    connector_ = std::make_unique<GrpcMediaConnector>(*tls, address_);
     hooked_ = std::make_unique<HookedConnector>(connector_.get());
     secret_ = crypto::RandomString(32);
   }
   void TearDown() override {
     runner_.reset();
-    if (server_)
-      server_->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::seconds(5));
+    LoopbackMediaTest::TearDown();
   }
 
   JobRunner* Runner(int threads = 0) {
@@ -157,21 +129,6 @@ class AgentJobRunnerTest : public ::testing::Test {
     o.progress_interval = std::chrono::milliseconds(5);
     runner_ = std::make_unique<JobRunner>(hooked_.get(), &reporter_, o);
     return runner_.get();
-  }
-
-  std::string Ticket(SessionTicket::Operation op, const std::string& client,
-                     const std::string& backup_id, uint64_t job,
-                     const std::string& parent = "",
-                     const std::string& key_pem = "") {
-    SessionTicket t;
-    t.operation = op;
-    t.client_id = client;
-    t.job_id = job;
-    t.backup_id = backup_id;
-    t.parent_backup_id = parent;
-    t.media_id = "media-1";
-    t.expires_unix_us = absl::ToUnixMicros(absl::Now() + absl::Hours(1));
-    return *SignTicket(t, key_pem.empty() ? server_cert_.key_pem : key_pem);
   }
 
   BackupJob Backup(uint64_t job, const std::string& image,
@@ -203,14 +160,6 @@ class AgentJobRunnerTest : public ::testing::Test {
     return r;
   }
 
-  testing::ScratchDir dir_;
-  std::unique_ptr<CertificateAuthority> ca_;
-  IssuedCertificate server_cert_;
-  std::unique_ptr<Repository> repo_;
-  std::unique_ptr<DataPath> data_path_;
-  std::unique_ptr<MediaServiceHandler> handler_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
   std::unique_ptr<GrpcMediaConnector> connector_;
   std::unique_ptr<HookedConnector> hooked_;
   std::string secret_;

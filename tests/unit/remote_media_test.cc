@@ -6,90 +6,20 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "agent/backup_pipeline.h"
 #include "agent/image_restore.h"
 #include "common/chunk_format.h"
 #include "common/image_reader.h"
 #include "common/session_ticket.h"
 #include "common/tls.h"
-#include "media_agent/media_service.h"
-#include "server/certificate_authority.h"
+#include "tests/testing/loopback_media.h"
 #include "tests/testing/test_util.h"
 
 namespace cairn {
 namespace {
 
-class RemoteMediaTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto ca = CertificateAuthority::Create(dir_.Sub("ca"), "Cairn test CA");
-    ASSERT_TRUE(ca.ok()) << ca.status();
-    ca_ = *std::move(ca);
-    auto server_cert = ca_->IssueServerCertificate({}, {});
-    ASSERT_TRUE(server_cert.ok()) << server_cert.status();
-    server_cert_ = *server_cert;
-
-    RepositoryOptions o;
-    o.create_if_missing = true;
-    repo_ = *Repository::Open(dir_.Sub("repo"), o);
-    data_path_ = std::make_unique<DataPath>(repo_.get(), "media-1",
-                                            server_cert_.cert_pem);
-    handler_ = std::make_unique<MediaServiceHandler>(data_path_.get());
-
-    auto creds = MakeServerCredentials(
-        {ca_->CertificatePem(), server_cert_.cert_pem, server_cert_.key_pem});
-    ASSERT_TRUE(creds.ok()) << creds.status();
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", *creds, &port);
-    builder.SetMaxReceiveMessageSize(kMediaMaxMessageBytes);
-    builder.SetMaxSendMessageSize(kMediaMaxMessageBytes);
-    builder.RegisterService(handler_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "localhost:" + std::to_string(port);
-  }
-  void TearDown() override {
-    if (server_)
-      server_->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::seconds(5));
-  }
-
-  std::shared_ptr<grpc::Channel> ChannelFor(const std::string& identity,
-                                            Role role) {
-    auto csr = CreateKeyAndCsr(identity);
-    EXPECT_TRUE(csr.ok()) << csr.status();
-    auto cert = ca_->SignCsr(csr->csr_pem, identity, role);
-    EXPECT_TRUE(cert.ok()) << cert.status();
-    auto creds =
-        MakeChannelCredentials({ca_->CertificatePem(), *cert, csr->key_pem});
-    EXPECT_TRUE(creds.ok()) << creds.status();
-    return grpc::CreateCustomChannel(address_, *creds, MediaChannelArguments());
-  }
-
-  std::string Ticket(SessionTicket::Operation op, const std::string& client,
-                     const std::string& backup_id, uint64_t job) {
-    SessionTicket t;
-    t.operation = op;
-    t.client_id = client;
-    t.job_id = job;
-    t.backup_id = backup_id;
-    t.media_id = "media-1";
-    t.expires_unix_us = absl::ToUnixMicros(absl::Now() + absl::Hours(1));
-    return *SignTicket(t, server_cert_.key_pem);
-  }
-
-  testing::ScratchDir dir_;
-  std::unique_ptr<CertificateAuthority> ca_;
-  IssuedCertificate server_cert_;
-  std::unique_ptr<Repository> repo_;
-  std::unique_ptr<DataPath> data_path_;
-  std::unique_ptr<MediaServiceHandler> handler_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
-};
+// CA, server certificate, repository and MediaService: see LoopbackMedia.
+class RemoteMediaTest : public testing::LoopbackMediaTest {};
 
 TEST_F(RemoteMediaTest, BackupAndRestoreOverMutualTls) {
   std::string data = testing::TextLikeBytes(5 << 20, 1) +
@@ -147,7 +77,7 @@ TEST_F(RemoteMediaTest, WrongRoleOrAnotherClientsTicketIsRefused) {
 }
 
 TEST_F(RemoteMediaTest, CallerWithoutCertificateIsUnauthenticated) {
-  auto creds = MakeEnrollmentChannelCredentials(ca_->CertificatePem());
+  auto creds = MakeEnrollmentChannelCredentials(media_->ca()->CertificatePem());
   ASSERT_TRUE(creds.ok()) << creds.status();
   auto channel =
       grpc::CreateCustomChannel(address_, *creds, MediaChannelArguments());
