@@ -48,6 +48,7 @@ void FillBackup(const BackupEntry& b, v1::BackupInfo* out) {
   out->set_image_size(b.image_size);
   out->set_new_stored_bytes(b.stored_bytes);
   out->set_media_id(b.media_agent_id);
+  out->set_encrypted(b.encrypted);
 }
 
 StatusOr<JobState> ParseJobState(std::string_view name) {

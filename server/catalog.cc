@@ -289,6 +289,7 @@ v1::BackupRecord ToProto(const BackupEntry& b) {
   r.set_stored_bytes(b.stored_bytes);
   r.set_chunk_count(b.chunk_count);
   r.set_profile_ref(b.profile_ref);
+  r.set_encrypted(b.encrypted);
   r.set_status(static_cast<v1::BackupRecord::Status>(b.status));
   r.set_job_id(b.job_id);
   return r;
@@ -320,6 +321,7 @@ Status FromProto(const std::string& key, const v1::BackupRecord& r,
   b->stored_bytes = r.stored_bytes();
   b->chunk_count = r.chunk_count();
   b->profile_ref = r.profile_ref();
+  b->encrypted = r.encrypted();
   b->job_id = r.job_id();
   return absl::OkStatus();
 }

@@ -86,6 +86,7 @@ struct BackupEntry {
   std::string profile_ref;  // hardware profile reference
   BackupStatus status = BackupStatus::kAvailable;
   uint64_t job_id = 0;  // the job that produced it; 0 if none
+  bool encrypted = false;  // stored under the storage policy's data key
 };
 
 enum class JobKind : uint8_t { kBackup = 1, kRestore = 2 };

@@ -220,6 +220,7 @@ Status JobEngine::ReportResult(const std::string& client_id,
       e.image_size = outcome.image_size;
       e.stored_bytes = outcome.new_stored_bytes;
       e.chunk_count = outcome.chunks_new + outcome.chunks_deduplicated;
+      e.encrypted = !options_.data_key.empty();
       result = catalog_->CommitBackup(e, job_id);
       if (result.ok()) {
         active_.erase(job_id);

@@ -56,6 +56,8 @@ ctl backup start --client "$CLIENT" --source "$WORK/disk.img" --wait \
 FULL=$(sed -n 's/^job [0-9]* succeeded: backup \([^ ]*\) committed.*/\1/p' full.out)
 [ -n "$FULL" ] || fail "no backup id in: $(cat full.out)"
 ctl --json backups show "$FULL" | grep -q '"kind": "full"' || fail "$FULL is not a full backup"
+ctl --json backups show "$FULL" | grep -q '"encrypted": true' \
+  || fail "$FULL is not marked encrypted (the server was initialised with --encrypt)"
 
 step "change a file, incremental backup --wait"
 head -c 3M /dev/urandom > newfile
