@@ -85,7 +85,7 @@ struct BackupEntry {
   uint64_t chunk_count = 0;
   std::string profile_ref;  // hardware profile reference
   BackupStatus status = BackupStatus::kAvailable;
-  uint64_t job_id = 0;  // the job that produced it; 0 if none
+  uint64_t job_id = 0;     // the job that produced it; 0 if none
   bool encrypted = false;  // stored under the storage policy's data key
 };
 

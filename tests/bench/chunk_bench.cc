@@ -51,16 +51,16 @@ constexpr size_t kChunk = 4u << 20;
 
 std::string MakeTextChunk(uint64_t seed) {
   static const char* kWords[] = {
-      "the",      "static",   "const",    "return",  "if",       "else",
-      "for",      "while",    "int",      "void",    "char",     "struct",
-      "include",  "define",   "buffer",   "length",  "offset",   "error",
-      "status",   "config",   "value",    "string",  "kernel",   "module",
-      "device",   "driver",   "network",  "package", "version",  "license",
-      "function", "variable", "pointer",  "memory",  "thread",   "mutex",
-      "file",     "system",   "debian",   "python",  "library",  "object",
-      "section",  "symbol",   "default",  "option",  "argument", "install",
-      "0x7f3a",   "1024",     "42",       "usr",     "lib",      "share",
-      "doc",      "man",      "bin",      "x86_64",  "linux",    "gnu"};
+      "the",      "static",   "const",   "return",  "if",       "else",
+      "for",      "while",    "int",     "void",    "char",     "struct",
+      "include",  "define",   "buffer",  "length",  "offset",   "error",
+      "status",   "config",   "value",   "string",  "kernel",   "module",
+      "device",   "driver",   "network", "package", "version",  "license",
+      "function", "variable", "pointer", "memory",  "thread",   "mutex",
+      "file",     "system",   "debian",  "python",  "library",  "object",
+      "section",  "symbol",   "default", "option",  "argument", "install",
+      "0x7f3a",   "1024",     "42",      "usr",     "lib",      "share",
+      "doc",      "man",      "bin",     "x86_64",  "linux",    "gnu"};
   constexpr size_t kNumWords = sizeof(kWords) / sizeof(kWords[0]);
   std::mt19937_64 rng(seed);
   // Zipf-like choice: small indices far more often than large ones.
@@ -76,10 +76,12 @@ std::string MakeTextChunk(uint64_t seed) {
     switch (rng() % 4) {
       case 0: {  // a log line with a timestamp and numbers
         char buf[96];
-        std::snprintf(buf, sizeof(buf), "2024-%02d-%02dT%02d:%02d:%02d.%06u ",
-                      static_cast<int>(1 + rng() % 12), static_cast<int>(1 + rng() % 28),
-                      static_cast<int>(rng() % 24), static_cast<int>(rng() % 60),
-                      static_cast<int>(rng() % 60), static_cast<unsigned>(rng() % 1000000));
+        std::snprintf(
+            buf, sizeof(buf), "2024-%02d-%02dT%02d:%02d:%02d.%06u ",
+            static_cast<int>(1 + rng() % 12), static_cast<int>(1 + rng() % 28),
+            static_cast<int>(rng() % 24), static_cast<int>(rng() % 60),
+            static_cast<int>(rng() % 60),
+            static_cast<unsigned>(rng() % 1000000));
         out += buf;
         break;
       }
@@ -182,7 +184,8 @@ void BM_HmacSha256(benchmark::State& state) {
   if (in == nullptr) return;
   size_t k = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(crypto::HmacSha256(Key().id_key(), (*in)[k++ % in->size()]));
+    benchmark::DoNotOptimize(
+        crypto::HmacSha256(Key().id_key(), (*in)[k++ % in->size()]));
   }
   Finish(state, kChunk);
 }
@@ -213,7 +216,8 @@ void BM_ZstdCompress(benchmark::State& state) {
   for (auto _ : state) {
     out.clear();
     const std::string& chunk = (*in)[k++ % in->size()];
-    if (!ZstdCompress(chunk, level, &out).ok()) state.SkipWithError("compress failed");
+    if (!ZstdCompress(chunk, level, &out).ok())
+      state.SkipWithError("compress failed");
     plain += chunk.size();
     packed += out.size();
   }
@@ -227,7 +231,8 @@ void BM_ZstdDecompress(benchmark::State& state) {
   std::vector<std::string> frames;
   for (const auto& c : *in) {
     std::string f;
-    if (!ZstdCompress(c, 1, &f).ok()) return state.SkipWithError("compress failed");
+    if (!ZstdCompress(c, 1, &f).ok())
+      return state.SkipWithError("compress failed");
     frames.push_back(std::move(f));
   }
   std::string out;
@@ -267,7 +272,9 @@ void BM_AesGcmDecrypt(benchmark::State& state) {
   for (const auto& c : *in) {
     std::string ct;
     std::array<uint8_t, crypto::kGcmTagSize> tag;
-    if (!crypto::AesGcmEncrypt(Key().encryption_key(), nonce, "aad", c, &ct, tag.data()).ok()) {
+    if (!crypto::AesGcmEncrypt(Key().encryption_key(), nonce, "aad", c, &ct,
+                               tag.data())
+             .ok()) {
       return state.SkipWithError("encrypt failed");
     }
     cts.push_back(std::move(ct));
@@ -330,7 +337,8 @@ void BM_IngestChunk(benchmark::State& state) {
   for (auto _ : state) {
     const std::string& c = (*in)[k++ % in->size()];
     ChunkId id = ComputeChunkId(c, key);
-    if (!EncodeChunk(id, c, opts, &stored).ok()) state.SkipWithError("encode failed");
+    if (!EncodeChunk(id, c, opts, &stored).ok())
+      state.SkipWithError("encode failed");
   }
   Finish(state, kChunk);
 }
@@ -377,7 +385,8 @@ void BM_ChunkStorePut(benchmark::State& state) {
   std::vector<std::string> stored;
   for (const auto& c : *in) {
     std::string s;
-    if (!EncodeChunk(ComputeChunkId(c, nullptr), c, ChunkEncodeOptions{}, &s).ok()) {
+    if (!EncodeChunk(ComputeChunkId(c, nullptr), c, ChunkEncodeOptions{}, &s)
+             .ok()) {
       return state.SkipWithError("encode failed");
     }
     stored.push_back(std::move(s));
@@ -423,25 +432,38 @@ BENCHMARK(BM_ZstdCompress)
     ->Args({kImage, 1})
     ->Args({kImage, 3})
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ZstdDecompress)->Apply(TextAndImage)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ZstdDecompress)
+    ->Apply(TextAndImage)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AesGcmEncrypt)->Apply(TextAndImage)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AesGcmDecrypt)->Apply(TextAndImage)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ComputeChunkId)->Apply(TextAndImageByKey)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_EncodeChunk)->Apply(TextAndImageByKey)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_IngestChunk)->Apply(TextAndImageByKey)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ComputeChunkId)
+    ->Apply(TextAndImageByKey)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeChunk)
+    ->Apply(TextAndImageByKey)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_IngestChunk)
+    ->Apply(TextAndImageByKey)
+    ->Unit(benchmark::kMillisecond);
 // Both cores: what the 2-worker pipeline can reach when CPU-bound.
 BENCHMARK(BM_IngestChunk)
     ->Apply(TextAndImageByKey)
     ->Threads(2)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_DecodeChunk)->Apply(TextAndImageByKey)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeChunk)
+    ->Apply(TextAndImageByKey)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeChunk)
     ->Apply(TextAndImageByKey)
     ->Threads(2)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ChunkStorePut)->Apply(TextAndImage)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ChunkStorePut)
+    ->Apply(TextAndImage)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace cairn

@@ -112,7 +112,7 @@ DONE_B=$(job_field "$JOB_B" done_bytes)
 stop_pid "$SERVER_PID" KILL 10
 # The agent notices and retries with backoff while the server is away.
 wait_until 20 grep -q "reconnecting in" agent-2.log || fail "the agent did not notice the server died"
-sleep 1
+sleep 1  # keep the server down for a moment so the agent backs off (not a wait for a condition)
 net_server_start
 grep -q "job $JOB_B was running when the server stopped; marked failed" "$SERVER_LOG" ||
   fail "the restarted server did not fail job $JOB_B"
