@@ -51,6 +51,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 IMAGE="" SIZE=2G WORKBASE=/var/tmp JSON_OUT="" BIN_DIR="" CACHE=cold PEERS=all
 THREADS="" STEP_TIMEOUT=1800 KEEP=0 NICE=0 ROUNDS=1
 die() { echo "ingest_bench: $*" >&2; exit 1; }
+# shellcheck source=tests/bench/lib_bench.sh
+. "$(dirname "$0")/lib_bench.sh"
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) IMAGE=$2; shift 2 ;;
@@ -121,20 +123,6 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS
 THREAD_ARGS=()
 [ -n "$THREADS" ] && THREAD_ARGS=(--threads "$THREADS")
 
-# prepare_cache FILE...: the same cache state before every timed step.
-prepare_cache() {
-  if [ "$CACHE" = cold ]; then
-    sync
-    echo 3 > /proc/sys/vm/drop_caches
-  else
-    sync
-    local f
-    for f in "$@"; do
-      if [ -d "$f" ]; then find "$f" -type f -exec cat {} + > /dev/null
-      elif [ -f "$f" ]; then cat "$f" > /dev/null; fi
-    done
-  fi
-}
 
 # timed NAME INPUTS -- CMD...: runs CMD with the cache prepared for INPUTS
 # (space-separated paths), records wall/user/sys/peak RSS under ROUND, NAME.
@@ -160,7 +148,7 @@ timed() {
   sys=$(awk -F': ' '/System time/ {print $2}' "$log.time")
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log.time")
   local wall
-  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+  wall=$(elapsed_s "$t0" "$t1")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$name" "$wall" "$user" "$sys" "$rss" "$load" \
     >> "$RESULTS"
   printf '  r%s %-28s %8.2f s  %8.1f MB/s  rss %6.1f MiB  (load %s)\n' "$ROUND" "$name" "$wall" \
@@ -314,20 +302,8 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- Report -------------------------------------------------------------------
 # agg NAME COLUMN median|min|max|all (in round order): over the rounds (columns: 3 wall,
 # 4 user, 5 sys, 6 rss, 8 user+sys).
-agg() {
-  awk -F'\t' -v n="$1" -v c="$2" -v f="$3" '
-    $2 == n { v[k++] = (c == 8) ? $4 + $5 : $c }
-    END {
-      if (k == 0) exit
-      if (f == "all") { s = v[0]; for (i = 1; i < k; i++) s = s "," v[i]; print s; exit }
-      for (i = 0; i < k; i++) for (j = i + 1; j < k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-      if (f == "min") print v[0]
-      else if (f == "max") print v[k - 1]
-      else print (k % 2) ? v[int(k / 2)] : (v[k / 2 - 1] + v[k / 2]) / 2
-    }' "$RESULTS"
-}
+agg() { bench_agg "$RESULTS" "$@"; }
 has() { [ -n "$(agg "$1" 3 median)" ]; }
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 mbps() { awk -v b="$IMG_BYTES" -v s="$1" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
 # Per-round ratios PEER/CAIRN, as "min-max".
 ratio_range() {

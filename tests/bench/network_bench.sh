@@ -43,6 +43,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 IMAGE="" SIZE=2G WORKBASE=/var/tmp BIN_DIR="" CACHE=cold ROUNDS=1 NICE=0 PEERS=all
 JSON_OUT="" STEP_TIMEOUT=1800 KEEP=0 NET_THREADS=""
 die() { echo "network_bench: $*" >&2; exit 1; }
+# shellcheck source=tests/bench/lib_bench.sh
+. "$(dirname "$0")/lib_bench.sh"
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) IMAGE=$2; shift 2 ;;
@@ -107,16 +109,6 @@ RESULTS="$W/results.tsv"   # round name wall_s cpu_s rss_kib(max) extra_rss_kib
 : > "$RESULTS"
 export RESTIC_PASSWORD=cairn-bench RESTIC_CACHE_DIR="$W/restic-cache"
 
-prepare_cache() {
-  sync
-  if [ "$CACHE" = cold ]; then
-    echo 3 > /proc/sys/vm/drop_caches
-  else
-    local f
-    for f in "$@"; do [ -f "$f" ] && cat "$f" > /dev/null; done
-  fi
-  return 0
-}
 record() {  # record NAME WALL CPU RSS_KIB [EXTRA_RSS_KIB]
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" "$4" "${5:-0}" >> "$RESULTS"
   printf '  r%s %-22s %8.2f s  %8.1f MB/s  rss %7.1f MiB%s\n' "$ROUND" "$1" "$2" \
@@ -137,7 +129,7 @@ timed() {
   local cpu rss
   cpu=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {print u + s}' "$log.time")
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log.time")
-  record "$name" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" "$cpu" "$rss"
+  record "$name" "$(elapsed_s "$t0" "$t1")" "$cpu" "$rss"
 }
 proc_cpu_s() {  # user+sys seconds of a live process
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
@@ -178,7 +170,7 @@ net_step() {
     die "network backup failed: $(cat "$W/logs/r$ROUND-$name.out")"
   t1=$(date +%s%N)
   s1=$(proc_cpu_s "$SERVER_PID"); a1=$(proc_cpu_s "$AGENT_PID")
-  record "$name" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" \
+  record "$name" "$(elapsed_s "$t0" "$t1")" \
     "$(awk -v a="$s0" -v b="$s1" -v c="$a0" -v d="$a1" 'BEGIN { print b - a + d - c }')" \
     "$(peak_rss_kib "$SERVER_PID")" "$(peak_rss_kib "$AGENT_PID")"
   if [ "$name" = net_plain ]; then
@@ -190,7 +182,7 @@ net_step() {
       restore start --backup "$id" --target "$W/restored.img" --wait > "$W/logs/r$ROUND-restore.out" ||
       die "network restore failed: $(cat "$W/logs/r$ROUND-restore.out")"
     t1=$(date +%s%N)
-    record net_restore_plain "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" \
+    record net_restore_plain "$(elapsed_s "$t0" "$t1")" \
       0 "$(peak_rss_kib "$SERVER_PID")" "$(peak_rss_kib "$AGENT_PID")"
     cmp -s "$IMAGE" "$W/restored.img" || die "the network restore differs from the image"
     rm -f "$W/restored.img"
@@ -218,17 +210,7 @@ done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # agg NAME COLUMN median|min|max (3 wall, 4 cpu, 5 rss, 6 agent rss)
-agg() {
-  awk -F'\t' -v n="$1" -v c="$2" -v f="$3" '
-    $2 == n { v[k++] = $c }
-    END {
-      if (k == 0) exit
-      for (i = 0; i < k; i++) for (j = i + 1; j < k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-      if (f == "min") print v[0]; else if (f == "max") print v[k - 1]
-      else print (k % 2) ? v[int(k / 2)] : (v[k / 2 - 1] + v[k / 2]) / 2
-    }' "$RESULTS"
-}
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+agg() { bench_agg "$RESULTS" "$@"; }
 
 echo
 echo "Cairn network benchmark - $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, cache $CACHE, nice $NICE, $ROUNDS round(s)"
