@@ -59,6 +59,7 @@ struct JobOutcome {
   uint64_t new_stored_bytes = 0;
   uint64_t chunks_new = 0;
   uint64_t chunks_deduplicated = 0;
+  std::string commit_receipt;  // backup jobs: from the media agent
 };
 
 }  // namespace cairn

@@ -7,12 +7,11 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/message_limits.h"
 #include "common/strings.h"
 
 namespace cairn {
 namespace {
-
-constexpr int kControlMaxMessageBytes = 4 << 20;
 
 MediaSessionSpec MediaFromProto(const v1::MediaSession& m) {
   return {m.address(), m.ticket(), m.data_key()};
@@ -66,6 +65,7 @@ v1::JobResult JobResultToProto(const JobOutcome& o) {
   r.set_new_stored_bytes(o.new_stored_bytes);
   r.set_chunks_new(o.chunks_new);
   r.set_chunks_deduplicated(o.chunks_deduplicated);
+  r.set_commit_receipt(o.commit_receipt);
   return r;
 }
 

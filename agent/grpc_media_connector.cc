@@ -1,6 +1,7 @@
 #include "agent/grpc_media_connector.h"
 
 #include "agent/remote_media.h"
+#include "common/strings.h"
 
 namespace cairn {
 namespace {
@@ -13,6 +14,9 @@ class RemoteMediaLink final : public MediaLink {
                 deadline) {}
   ChunkSink* sink() override { return &remote_; }
   const ChunkSource* source() const override { return &remote_; }
+  std::string commit_receipt() const override {
+    return remote_.commit_receipt();
+  }
 
  private:
   RemoteMedia remote_;
@@ -20,12 +24,14 @@ class RemoteMediaLink final : public MediaLink {
 
 }  // namespace
 
-GrpcMediaConnector::GrpcMediaConnector(TlsFiles tls,
-                                       std::string default_address,
-                                       std::chrono::milliseconds call_deadline)
+GrpcMediaConnector::GrpcMediaConnector(
+    TlsFiles tls, std::string default_address,
+    std::chrono::milliseconds call_deadline,
+    std::chrono::milliseconds connect_timeout)
     : tls_(std::move(tls)),
       default_address_(std::move(default_address)),
-      call_deadline_(call_deadline) {}
+      call_deadline_(call_deadline),
+      connect_timeout_(connect_timeout) {}
 
 StatusOr<std::shared_ptr<grpc::Channel>> GrpcMediaConnector::ChannelFor(
     const std::string& address) {
@@ -54,6 +60,16 @@ StatusOr<std::unique_ptr<MediaLink>> GrpcMediaConnector::Connect(
         "the job carries no media session ticket");
   }
   CAIRN_ASSIGN_OR_RETURN(auto channel, ChannelFor(address));
+  // A channel in TRANSIENT_FAILURE only retries on its backoff schedule;
+  // asking for the state with try_to_connect and waiting for it restarts
+  // the attempt now.
+  channel->GetState(/*try_to_connect=*/true);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 connect_timeout_)) {
+    return absl::UnavailableError(
+        StrCat("cannot reach media agent ", address, " within ",
+               connect_timeout_.count() / 1000, " s"));
+  }
   return std::unique_ptr<MediaLink>(std::make_unique<RemoteMediaLink>(
       std::move(channel), address, spec.ticket, call_deadline_));
 }

@@ -3,6 +3,11 @@
 // sent to. Links are RemoteMedia (agent/remote_media.h) with the job's
 // ticket; channels are kept per address and shared by jobs.
 //
+// Connect waits (up to `connect_timeout`) for the media agent's channel to
+// be ready: a media agent that restarted is reached as soon as it is back,
+// however far gRPC's reconnect backoff had got, and one that is down fails
+// the job promptly with Unavailable instead of on its first data call.
+//
 // Thread safety: thread-safe.
 #ifndef CAIRN_AGENT_GRPC_MEDIA_CONNECTOR_H_
 #define CAIRN_AGENT_GRPC_MEDIA_CONNECTOR_H_
@@ -27,7 +32,8 @@ class GrpcMediaConnector final : public MediaConnector {
   // data-path call.
   GrpcMediaConnector(
       TlsFiles tls, std::string default_address,
-      std::chrono::milliseconds call_deadline = std::chrono::seconds(60));
+      std::chrono::milliseconds call_deadline = std::chrono::seconds(60),
+      std::chrono::milliseconds connect_timeout = std::chrono::seconds(15));
 
   StatusOr<std::unique_ptr<MediaLink>> Connect(
       const MediaSessionSpec& spec) override;
@@ -39,6 +45,7 @@ class GrpcMediaConnector final : public MediaConnector {
   const TlsFiles tls_;
   const std::string default_address_;
   const std::chrono::milliseconds call_deadline_;
+  const std::chrono::milliseconds connect_timeout_;
   std::mutex mu_;
   std::shared_ptr<grpc::ChannelCredentials> creds_;  // guarded by mu_
   std::map<std::string, std::shared_ptr<grpc::Channel>>

@@ -36,8 +36,13 @@ JobOutcome Failed(uint64_t job_id, const Status& status,
   return out;
 }
 
-StatusOr<BackupResult> DoBackup(const BackupJob& job, MediaConnector* connector,
-                                const JobContext& context) {
+struct BackupDone {
+  BackupResult result;
+  std::string commit_receipt;
+};
+
+StatusOr<BackupDone> DoBackup(const BackupJob& job, MediaConnector* connector,
+                              const JobContext& context) {
   if (job.source_path.empty()) {
     return absl::InvalidArgumentError("the backup job names no source path");
   }
@@ -74,7 +79,8 @@ StatusOr<BackupResult> DoBackup(const BackupJob& job, MediaConnector* connector,
   req.key = key_ptr;
   req.threads = context.threads;
   req.progress = progress.get();
-  return RunBackup(req, &sink);
+  CAIRN_ASSIGN_OR_RETURN(BackupResult result, RunBackup(req, &sink));
+  return BackupDone{std::move(result), link->commit_receipt()};
 }
 
 StatusOr<RestoreStats> DoRestore(const RestoreJob& job,
@@ -108,11 +114,13 @@ JobOutcome ExecuteBackupJob(const BackupJob& job, MediaConnector* connector,
   JobOutcome out;
   out.job_id = job.job_id;
   out.ok = true;
-  out.backup_id = result->manifest.backup_id;
-  out.image_size = result->stats.image_size;
-  out.new_stored_bytes = result->stats.new_stored_bytes;
-  out.chunks_new = result->stats.chunks_new;
-  out.chunks_deduplicated = result->stats.chunks_present;
+  const BackupStats& stats = result->result.stats;
+  out.backup_id = result->result.manifest.backup_id;
+  out.image_size = stats.image_size;
+  out.new_stored_bytes = stats.new_stored_bytes;
+  out.chunks_new = stats.chunks_new;
+  out.chunks_deduplicated = stats.chunks_present;
+  out.commit_receipt = std::move(result->commit_receipt);
   return out;
 }
 

@@ -24,6 +24,10 @@ class MediaLink {
   virtual ~MediaLink() = default;
   virtual ChunkSink* sink() = 0;
   virtual const ChunkSource* source() const = 0;
+  // After a successful sink()->Commit: the media agent's signed commit
+  // receipt (common/commit_receipt.h), to forward to the server; empty if
+  // the media agent gives none (the embedded one).
+  virtual std::string commit_receipt() const { return std::string(); }
 };
 
 class MediaConnector {

@@ -1,28 +1,49 @@
 #include "agent/remote_media.h"
 
 #include "common/chunk_format.h"
+#include "common/message_limits.h"
 #include "common/strings.h"
 
 namespace cairn {
 namespace {
-constexpr int kMaxMessageBytes = 17 << 20;  // matches kMediaMaxMessageBytes
-constexpr size_t kHasBatch = 4096;          // matches kMaxIdsPerHasChunks
+constexpr size_t kHasBatch = 4096;  // matches kMaxIdsPerHasChunks
 }  // namespace
 
 grpc::ChannelArguments MediaChannelArguments() {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  args.SetMaxReceiveMessageSize(kMediaMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMediaMaxMessageBytes);
   return args;
 }
 
+struct RemoteMedia::PendingPut {
+  grpc::ClientContext ctx;
+  v1::PutChunkRequest req;
+  v1::PutChunkResponse resp;
+  uint64_t bytes = 0;
+};
+
 RemoteMedia::RemoteMedia(std::shared_ptr<grpc::Channel> channel,
                          std::string address, std::string ticket,
-                         std::chrono::milliseconds deadline)
+                         std::chrono::milliseconds deadline,
+                         uint64_t max_in_flight_bytes)
     : stub_(v1::MediaService::NewStub(channel)),
       address_(std::move(address)),
       ticket_(std::move(ticket)),
-      deadline_(deadline) {}
+      deadline_(deadline),
+      max_in_flight_bytes_(max_in_flight_bytes) {}
+
+RemoteMedia::~RemoteMedia() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (PendingPut* p : in_flight_) p->ctx.TryCancel();
+  put_done_.wait(lock, [&] { return in_flight_.empty(); });
+}
+
+Status RemoteMedia::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  put_done_.wait(lock, [&] { return in_flight_.empty(); });
+  return put_error_;
+}
 
 void RemoteMedia::Prepare(grpc::ClientContext* ctx) const {
   ctx->set_deadline(std::chrono::system_clock::now() + deadline_);
@@ -62,18 +83,43 @@ StatusOr<std::vector<bool>> RemoteMedia::HasChunks(
 }
 
 Status RemoteMedia::PutChunk(const ChunkId& id, std::string_view stored) {
-  v1::PutChunkRequest req;
-  req.set_ticket(ticket_);
-  req.set_id(std::string(id.AsStringView()));
-  req.set_stored(std::string(stored));
-  v1::PutChunkResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  return FromGrpc(stub_->PutChunk(&ctx, req, &resp), "PutChunk");
+  auto* p = new PendingPut;  // owned by the callback below
+  p->bytes = stored.size();
+  p->req.set_ticket(ticket_);
+  p->req.set_id(std::string(id.AsStringView()));
+  p->req.set_stored(std::string(stored));
+  Prepare(&p->ctx);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    put_done_.wait(lock, [&] {
+      return !put_error_.ok() || in_flight_.empty() ||
+             in_flight_bytes_ + p->bytes <= max_in_flight_bytes_;
+    });
+    if (!put_error_.ok()) {
+      delete p;
+      return put_error_;
+    }
+    in_flight_.insert(p);
+    in_flight_bytes_ += p->bytes;
+  }
+  stub_->async()->PutChunk(&p->ctx, &p->req, &p->resp,
+                           [this, p](grpc::Status s) {
+                             Status status = FromGrpc(s, "PutChunk");
+                             std::lock_guard<std::mutex> lock(mu_);
+                             if (!status.ok() && put_error_.ok()) {
+                               put_error_ = std::move(status);
+                             }
+                             in_flight_.erase(p);
+                             in_flight_bytes_ -= p->bytes;
+                             delete p;
+                             put_done_.notify_all();
+                           });
+  return absl::OkStatus();
 }
 
 Status RemoteMedia::Commit(const std::string& backup_id,
                            std::string_view manifest) {
+  CAIRN_RETURN_IF_ERROR(Flush());
   v1::CommitBackupRequest req;
   req.set_ticket(ticket_);
   req.set_backup_id(backup_id);
@@ -81,7 +127,16 @@ Status RemoteMedia::Commit(const std::string& backup_id,
   v1::CommitBackupResponse resp;
   grpc::ClientContext ctx;
   Prepare(&ctx);
-  return FromGrpc(stub_->CommitBackup(&ctx, req, &resp), "CommitBackup");
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->CommitBackup(&ctx, req, &resp), "CommitBackup"));
+  std::lock_guard<std::mutex> lock(mu_);
+  receipt_ = std::move(*resp.mutable_receipt());
+  return absl::OkStatus();
+}
+
+std::string RemoteMedia::commit_receipt() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return receipt_;
 }
 
 StatusOr<Manifest> RemoteMedia::LoadManifest(const std::string& backup_id,

@@ -3,15 +3,28 @@
 // carries the job's signed ticket and a deadline; errors come back as the
 // media agent's Status (PermissionDenied, DataLoss, ...) with the address.
 //
+// PutChunk is asynchronous: it sends the chunk and returns while the media
+// agent stores it, so the pipeline's workers read, hash and compress the
+// next batch instead of waiting a round trip per chunk. At most
+// `max_in_flight_bytes` of chunks are in flight (at least one chunk); a
+// PutChunk beyond that waits for room. The first failed put is returned by
+// the next PutChunk and by Commit, which waits for every put to finish
+// before it commits; the destructor cancels and waits for puts still in
+// flight.
+//
 // Thread safety: thread-safe (gRPC stubs are); the backup pipeline's workers
-// call it concurrently, which is the in-flight window.
+// call it concurrently.
 #ifndef CAIRN_AGENT_REMOTE_MEDIA_H_
 #define CAIRN_AGENT_REMOTE_MEDIA_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "cairn/v1/media.grpc.pb.h"
@@ -25,7 +38,11 @@ class RemoteMedia final : public ChunkSink, public ChunkSource {
   // `channel` is shared. `ticket` is the job's SignedTicket bytes.
   RemoteMedia(std::shared_ptr<grpc::Channel> channel, std::string address,
               std::string ticket,
-              std::chrono::milliseconds deadline = std::chrono::seconds(60));
+              std::chrono::milliseconds deadline = std::chrono::seconds(60),
+              uint64_t max_in_flight_bytes = kDefaultMaxInFlightBytes);
+  ~RemoteMedia() override;
+
+  static constexpr uint64_t kDefaultMaxInFlightBytes = 32u << 20;
 
   // ChunkSink
   StatusOr<std::vector<bool>> HasChunks(std::span<const ChunkId> ids) override;
@@ -39,6 +56,12 @@ class RemoteMedia final : public ChunkSink, public ChunkSource {
   StatusOr<std::string> GetChunk(const ChunkId& id) const override;
   std::string DescribeChunk(const ChunkId& id) const override;
 
+  // The receipt the media agent returned from the last successful Commit.
+  std::string commit_receipt() const;
+
+  // Waits until no put is in flight; returns the first put's error, if any.
+  Status Flush();
+
  private:
   void Prepare(grpc::ClientContext* ctx) const;
   Status FromGrpc(const grpc::Status& s, std::string_view what) const;
@@ -47,6 +70,15 @@ class RemoteMedia final : public ChunkSink, public ChunkSource {
   const std::string address_;
   const std::string ticket_;
   const std::chrono::milliseconds deadline_;
+  const uint64_t max_in_flight_bytes_;
+
+  struct PendingPut;
+  mutable std::mutex mu_;
+  std::condition_variable put_done_;
+  std::string receipt_;              // guarded by mu_
+  std::set<PendingPut*> in_flight_;  // guarded by mu_
+  uint64_t in_flight_bytes_ = 0;     // guarded by mu_
+  Status put_error_;                 // first failed put; guarded by mu_
 };
 
 // Channel arguments every Cairn client uses for the media data path

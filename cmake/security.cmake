@@ -12,6 +12,13 @@ target_link_libraries(cairn_tls
   PUBLIC cairn_common gRPC::grpc++
   PRIVATE cairn_warnings OpenSSL::SSL OpenSSL::Crypto)
 
+# cairn_enroll_client: the client half of enrollment, shared by cairn-agent
+# and cairn-media.
+add_library(cairn_enroll_client ${PROJECT_SOURCE_DIR}/common/enrollment_client.cc)
+target_link_libraries(cairn_enroll_client
+  PUBLIC cairn_tls cairn_proto
+  PRIVATE cairn_warnings)
+
 # cairn_ca: cairn-server's certificate authority.
 add_library(cairn_ca ${PROJECT_SOURCE_DIR}/server/certificate_authority.cc)
 target_link_libraries(cairn_ca

@@ -1,15 +1,7 @@
 #include "common/session_ticket.h"
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
-#include <memory>
-
 #include "cairn/v1/media.pb.h"
-#include "common/openssl_util.h"
-#include "common/strings.h"
+#include "common/signing.h"
 
 namespace cairn {
 
@@ -26,29 +18,7 @@ StatusOr<std::string> SignTicket(const SessionTicket& t,
   proto.set_media_id(t.media_id);
   proto.set_parent_backup_id(t.parent_backup_id);
   std::string body = proto.SerializeAsString();
-
-  auto bio = MemBio(key_pem);
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (!key)
-    return absl::InvalidArgumentError(
-        "ticket signing key is not a PEM private key");
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  size_t sig_len = 0;
-  if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
-                         key.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &sig_len,
-                     reinterpret_cast<const unsigned char*>(body.data()),
-                     body.size()) != 1) {
-    return absl::InternalError("ticket signing failed");
-  }
-  std::string sig(sig_len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()),
-                     &sig_len,
-                     reinterpret_cast<const unsigned char*>(body.data()),
-                     body.size()) != 1) {
-    return absl::InternalError("ticket signing failed");
-  }
-  sig.resize(sig_len);
+  CAIRN_ASSIGN_OR_RETURN(std::string sig, SignWithKey(body, key_pem));
   v1::SignedTicket signed_ticket;
   signed_ticket.set_ticket(body);
   signed_ticket.set_signature(sig);
@@ -64,25 +34,9 @@ StatusOr<SessionTicket> VerifyTicket(const std::string& signed_bytes,
       !proto.ParseFromString(signed_ticket.ticket())) {
     return absl::InvalidArgumentError("malformed session ticket");
   }
-  auto bio = MemBio(signer_cert_pem);
-  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert)
-    return absl::InvalidArgumentError("ticket signer certificate is not PEM");
-  EvpPkeyPtr key(X509_get_pubkey(cert.get()));
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  const std::string& body = signed_ticket.ticket();
-  const std::string& sig = signed_ticket.signature();
-  bool ok = key &&
-            EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
-                                 key.get()) == 1 &&
-            EVP_DigestVerify(
-                ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                sig.size(), reinterpret_cast<const unsigned char*>(body.data()),
-                body.size()) == 1;
-  ERR_clear_error();
-  if (!ok)
-    return absl::PermissionDeniedError(
-        "session ticket signature does not verify");
+  CAIRN_RETURN_IF_ERROR(
+      VerifyWithCertificate(signed_ticket.ticket(), signed_ticket.signature(),
+                            signer_cert_pem, "session ticket"));
   if (proto.expires_unix_us() <= now_us) {
     return absl::PermissionDeniedError("session ticket expired");
   }

@@ -117,6 +117,28 @@ Status VerifyCertificate(X509* leaf, const std::vector<X509*>& anchors,
   return absl::OkStatus();
 }
 
+}  // namespace
+
+Status VerifyCertificateAgainstCa(std::string_view cert_pem,
+                                  std::string_view ca_pem) {
+  CAIRN_ASSIGN_OR_RETURN(std::vector<X509Ptr> cas,
+                         ParseCertificates(ca_pem, "the CA certificate"));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain,
+                         ParseCertificates(cert_pem, "the certificate"));
+  std::vector<X509*> anchors;
+  for (auto& ca : cas) anchors.push_back(ca.get());
+  Status s = VerifyCertificate(chain[0].get(), anchors, nullptr,
+                               X509_PURPOSE_SSL_SERVER, "");
+  if (!s.ok()) {
+    return absl::FailedPreconditionError(
+        StrCat("the certificate does not verify against the CA: ",
+               ToStd(s.message())));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
 // The checks both credential factories share: everything parses, the key
 // belongs to the certificate, and the certificate verifies against the CA
 // for `purpose`. Returns the certificate chain to present (leaf first, CA

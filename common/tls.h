@@ -77,6 +77,13 @@ StatusOr<std::string> CertificateFingerprint(std::string_view cert_pem);
 // "SHA256:". Returns 64 lower-case hex digits or InvalidArgument.
 StatusOr<std::string> NormalizeFingerprint(std::string_view text);
 
+// OK if the first certificate in `cert_pem` is currently valid and was
+// issued by the CA in `ca_pem` (a server certificate, as cairn-server's is).
+// InvalidArgument if either does not parse; FailedPrecondition with the
+// verifier's reason otherwise.
+Status VerifyCertificateAgainstCa(std::string_view cert_pem,
+                                  std::string_view ca_pem);
+
 // ---- gRPC credentials ------------------------------------------------------
 
 // Server credentials: TLS 1.3 only; presents `files.cert_pem` followed by

@@ -2,17 +2,20 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/commit_receipt.h"
 #include "common/strings.h"
 
 namespace cairn {
 
 DataPath::DataPath(Repository* repo, std::string media_id,
-                   std::string server_cert_pem, Clock clock)
+                   std::string server_cert_pem, Clock clock,
+                   std::string receipt_key_pem)
     : repo_(repo),
       media_id_(std::move(media_id)),
       server_cert_pem_(std::move(server_cert_pem)),
       clock_(clock ? std::move(clock)
-                   : [] { return absl::ToUnixMicros(absl::Now()); }) {}
+                   : [] { return absl::ToUnixMicros(absl::Now()); }),
+      receipt_key_pem_(std::move(receipt_key_pem)) {}
 
 StatusOr<SessionTicket> DataPath::Authorize(const std::string& caller,
                                             const std::string& ticket,
@@ -79,10 +82,10 @@ Status DataPath::PutChunk(const std::string& caller, const std::string& ticket,
   return session->PutChunk(id, stored);
 }
 
-Status DataPath::CommitBackup(const std::string& caller,
-                              const std::string& ticket,
-                              const std::string& backup_id,
-                              std::string_view encoded) {
+StatusOr<std::string> DataPath::CommitBackup(const std::string& caller,
+                                             const std::string& ticket,
+                                             const std::string& backup_id,
+                                             std::string_view encoded) {
   CAIRN_ASSIGN_OR_RETURN(
       SessionTicket t,
       Authorize(caller, ticket, SessionTicket::Operation::kBackup));
@@ -101,9 +104,20 @@ Status DataPath::CommitBackup(const std::string& caller,
   }
   CAIRN_ASSIGN_OR_RETURN(BackupSession * session, BackupFor(t));
   CAIRN_RETURN_IF_ERROR(session->Commit(backup_id, encoded));
-  std::lock_guard<std::mutex> lock(mu_);
-  backups_.erase(t.job_id);
-  return absl::OkStatus();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    backups_.erase(t.job_id);
+  }
+  if (receipt_key_pem_.empty()) return std::string();
+  CommitReceipt receipt;
+  receipt.media_id = media_id_;
+  receipt.client_id = t.client_id;
+  receipt.job_id = t.job_id;
+  receipt.backup_id = backup_id;
+  receipt.manifest_sha256 = ManifestDigest(encoded);
+  receipt.image_size = m->image_size;
+  receipt.committed_unix_us = clock_();
+  return SignCommitReceipt(receipt, receipt_key_pem_);
 }
 
 StatusOr<std::string> DataPath::GetManifest(const std::string& caller,

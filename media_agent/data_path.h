@@ -38,16 +38,23 @@ class DataPath {
   using Clock = std::function<int64_t()>;  // microseconds since the epoch
 
   // `repo` is not owned. `server_cert_pem` verifies tickets.
+  // `receipt_key_pem`: this media agent's certificate key, which signs a
+  // CommitReceipt (common/commit_receipt.h) for every committed backup;
+  // empty (the embedded media agent, which the server checks directly): no
+  // receipts.
   DataPath(Repository* repo, std::string media_id, std::string server_cert_pem,
-           Clock clock = nullptr);
+           Clock clock = nullptr, std::string receipt_key_pem = "");
 
   StatusOr<std::vector<bool>> HasChunks(const std::string& caller,
                                         const std::string& ticket,
                                         std::span<const ChunkId> ids);
   Status PutChunk(const std::string& caller, const std::string& ticket,
                   const ChunkId& id, std::string_view stored);
-  Status CommitBackup(const std::string& caller, const std::string& ticket,
-                      const std::string& backup_id, std::string_view manifest);
+  // Returns the signed commit receipt (empty without a receipt key).
+  StatusOr<std::string> CommitBackup(const std::string& caller,
+                                     const std::string& ticket,
+                                     const std::string& backup_id,
+                                     std::string_view manifest);
   StatusOr<std::string> GetChunk(const std::string& caller,
                                  const std::string& ticket, const ChunkId& id);
   StatusOr<std::string> GetManifest(const std::string& caller,
@@ -76,6 +83,7 @@ class DataPath {
   const std::string media_id_;
   const std::string server_cert_pem_;
   const Clock clock_;
+  const std::string receipt_key_pem_;
 
   std::mutex mu_;
   std::map<uint64_t, Backup> backups_;    // by job id; guarded by mu_

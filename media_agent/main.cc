@@ -1,6 +1,17 @@
-// cairn-media: the media agent. In this release: administration of a local
-// repository (init, list, show, verify, gc, prune, consolidate) and data
-// keys. The network service arrives with the server.
+// cairn-media: the media agent (DESIGN.md section 2).
+//
+//   cairn-media enroll --server HOST:PORT --token T --ca-fingerprint F
+//                      --address HOST:PORT --state-dir DIR [--name ID]
+//                      [--listen HOST:PORT] [--store REPO]
+//   cairn-media serve  --state-dir DIR [--store REPO] [--listen HOST:PORT]
+//   cairn-media store init|list|show|verify|gc|prune|consolidate --store REPO
+//   cairn-media key generate --out FILE
+//
+// `serve` stops gracefully on SIGTERM or SIGINT (sigwait in the main thread,
+// as cairn-server does).
+#include <signal.h>
+#include <string.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -10,6 +21,8 @@
 #include "common/progress.h"
 #include "media_agent/consolidator.h"
 #include "media_agent/garbage_collector.h"
+#include "media_agent/media_enrollment.h"
+#include "media_agent/media_server.h"
 #include "media_agent/repository.h"
 #include "media_agent/retention.h"
 #include "media_agent/verifier.h"
@@ -48,12 +61,36 @@ int Finish(const StatusOr<json>& r, bool as_json, int exit_if_ok = 0) {
   return exit_if_ok;
 }
 
+int RunServe(const MediaServerOptions& options) {
+  // Block the stop signals before any thread starts, so only sigwait() below
+  // receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto server = MediaServer::Start(options);
+  if (!server.ok()) return cli::ReportError(server.status(), false);
+  std::cerr << "cairn-media: " << (*server)->config().identity
+            << " serving on port " << (*server)->port() << std::endl;
+  int signal_number = 0;
+  sigwait(&stop, &signal_number);
+  std::cerr << "cairn-media: " << strsignal(signal_number) << ", shutting down"
+            << std::endl;
+  if (Status s = (*server)->Shutdown(); !s.ok()) {
+    return cli::ReportError(s, false);
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace cairn
 
 int main(int argc, char** argv) {
   using namespace cairn;
-  CLI::App app{"cairn-media: Cairn media agent (chunk store administration)"};
+  CLI::App app{
+      "cairn-media: Cairn media agent (data path service and chunk "
+      "store administration)"};
   app.require_subcommand(1);
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
@@ -130,6 +167,45 @@ int main(int argc, char** argv) {
   consolidate->add_flag("--retire", cons.retire_chain,
                         "Delete the chain's manifests afterwards");
 
+  auto* enroll = app.add_subcommand(
+      "enroll",
+      "Enroll this media agent with cairn-server (one-time token, role media)");
+  MediaEnrollOptions eo;
+  bool enroll_json = false;
+  enroll->add_option("--server", eo.server, "cairn-server host:port")
+      ->required();
+  enroll
+      ->add_option("--token", eo.token,
+                   "One-time token (cairnctl token create --role media)")
+      ->required();
+  enroll
+      ->add_option("--ca-fingerprint", eo.ca_fingerprint,
+                   "SHA-256 of the Cairn CA (printed by cairn-server init)")
+      ->required();
+  enroll
+      ->add_option("--address", eo.address,
+                   "host:port agents dial for the data path (certified)")
+      ->required();
+  enroll
+      ->add_option("--state-dir", eo.state_dir,
+                   "Where the identity and media.yaml are written")
+      ->required();
+  enroll->add_option("--name", eo.name, "Media agent id (default: host name)");
+  enroll->add_option("--listen", eo.listen,
+                     "host:port to listen on (default: --address)");
+  enroll->add_option("--store", eo.store, "Chunk store directory to serve");
+  enroll->add_flag("--json", enroll_json, "Machine-readable output");
+
+  auto* serve = app.add_subcommand(
+      "serve", "Serve the data path to agents (mutual TLS 1.3)");
+  MediaServerOptions so;
+  serve->add_option("--state-dir", so.state_dir, "From cairn-media enroll")
+      ->required();
+  serve->add_option("--store", so.store,
+                    "Chunk store directory (overrides media.yaml)");
+  serve->add_option("--listen", so.listen,
+                    "host:port to listen on (overrides media.yaml)");
+
   auto* key = app.add_subcommand("key", "Data keys");
   key->require_subcommand(1);
   auto* keygen = key->add_subcommand(
@@ -144,6 +220,23 @@ int main(int argc, char** argv) {
     return cli::ReportError(s, false);
   }
 
+  if (serve->parsed()) return RunServe(so);
+  if (enroll->parsed()) {
+    auto config = EnrollMedia(eo);
+    if (!config.ok()) return cli::ReportError(config.status(), enroll_json);
+    if (enroll_json) {
+      cli::PrintJson({{"identity", config->identity},
+                      {"address", config->address},
+                      {"listen", config->listen},
+                      {"store", config->store},
+                      {"state_dir", eo.state_dir}});
+    } else {
+      std::cout << "enrolled as media agent '" << config->identity
+                << "'; start it with: cairn-media serve --state-dir "
+                << eo.state_dir << "\n";
+    }
+    return 0;
+  }
   if (keygen->parsed()) {
     if (Env::Default()->FileExists(key_out).value_or(false)) {
       return cli::ReportError(

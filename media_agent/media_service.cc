@@ -60,11 +60,14 @@ grpc::Status MediaServiceHandler::PutChunk(grpc::ServerContext* ctx,
 
 grpc::Status MediaServiceHandler::CommitBackup(
     grpc::ServerContext* ctx, const v1::CommitBackupRequest* req,
-    v1::CommitBackupResponse*) {
+    v1::CommitBackupResponse* resp) {
   auto caller = Caller(ctx, "MediaService.CommitBackup");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return ToGrpcStatus(data_path_->CommitBackup(
-      *caller, req->ticket(), req->backup_id(), req->manifest()));
+  auto receipt = data_path_->CommitBackup(*caller, req->ticket(),
+                                          req->backup_id(), req->manifest());
+  if (!receipt.ok()) return ToGrpcStatus(receipt.status());
+  resp->set_receipt(std::move(*receipt));
+  return grpc::Status::OK;
 }
 
 grpc::Status MediaServiceHandler::GetChunk(grpc::ServerContext* ctx,

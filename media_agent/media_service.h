@@ -11,14 +11,12 @@
 #include <functional>
 
 #include "cairn/v1/media.grpc.pb.h"
+#include "common/message_limits.h"
 #include "common/peer_identity.h"
 #include "media_agent/data_path.h"
 
 namespace cairn {
 
-// Largest message the service accepts: one 16 MiB chunk plus its header and
-// the request's other fields.
-inline constexpr int kMediaMaxMessageBytes = 17 << 20;
 // Most ids one HasChunks call may carry.
 inline constexpr int kMaxIdsPerHasChunks = 4096;
 

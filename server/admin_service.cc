@@ -6,6 +6,7 @@
 
 #include "common/peer_identity.h"
 #include "common/strings.h"
+#include "server/request_size.h"
 
 namespace cairn {
 namespace {
@@ -76,10 +77,12 @@ AdminHandler::AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
       authorizer_(authorizer) {}
 
 StatusOr<PeerIdentity> AdminHandler::Authorize(
-    grpc::ServerContext* ctx, std::initializer_list<Role> roles,
-    std::string_view what, std::string_view action, std::string_view target) {
+    grpc::ServerContext* ctx, const google::protobuf::Message* request,
+    std::initializer_list<Role> roles, std::string_view what,
+    std::string_view action, std::string_view target) {
   CAIRN_ASSIGN_OR_RETURN(PeerIdentity peer, PeerIdentityFromContext(*ctx));
-  Status s = RequireRole(peer, roles, what);
+  Status s = CheckControlRequestSize(*request, what);
+  if (s.ok()) s = RequireRole(peer, roles, what);
   if (s.ok()) s = authorizer_->CheckActive(peer);
   if (!s.ok()) {
     spdlog::warn("{} refused for {} '{}': {}", what, RoleName(peer.role),
@@ -110,7 +113,7 @@ void AdminHandler::FillClient(const Client& c, v1::ClientInfo* out) const {
 grpc::Status AdminHandler::CreateToken(grpc::ServerContext* ctx,
                                        const v1::CreateTokenRequest* req,
                                        v1::CreateTokenResponse* resp) {
-  auto peer = Authorize(ctx, {Role::kAdmin}, "Admin.CreateToken",
+  auto peer = Authorize(ctx, req, {Role::kAdmin}, "Admin.CreateToken",
                         "token.create", "token");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   Role role;
@@ -137,9 +140,9 @@ grpc::Status AdminHandler::CreateToken(grpc::ServerContext* ctx,
 }
 
 grpc::Status AdminHandler::ListClients(grpc::ServerContext* ctx,
-                                       const v1::ListClientsRequest*,
+                                       const v1::ListClientsRequest* req,
                                        v1::ListClientsResponse* resp) {
-  auto peer = Authorize(ctx, kReaders, "Admin.ListClients");
+  auto peer = Authorize(ctx, req, kReaders, "Admin.ListClients");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   auto clients = catalog_->ListClients();
   if (!clients.ok()) return ToGrpcStatus(clients.status());
@@ -150,7 +153,7 @@ grpc::Status AdminHandler::ListClients(grpc::ServerContext* ctx,
 grpc::Status AdminHandler::GetClient(grpc::ServerContext* ctx,
                                      const v1::GetClientRequest* req,
                                      v1::ClientInfo* resp) {
-  auto peer = Authorize(ctx, kReaders, "Admin.GetClient");
+  auto peer = Authorize(ctx, req, kReaders, "Admin.GetClient");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   auto client = catalog_->GetClient(req->client_id());
   if (!client.ok()) return ToGrpcStatus(client.status());
@@ -162,7 +165,7 @@ grpc::Status AdminHandler::RevokeClient(grpc::ServerContext* ctx,
                                         const v1::RevokeClientRequest* req,
                                         v1::RevokeClientResponse*) {
   std::string target = StrCat("client/", req->client_id().substr(0, 128));
-  auto peer = Authorize(ctx, {Role::kAdmin}, "Admin.RevokeClient",
+  auto peer = Authorize(ctx, req, {Role::kAdmin}, "Admin.RevokeClient",
                         "client.revoke", target);
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   AuditEntry audit = Audit(*peer, "client.revoke", target);
@@ -177,7 +180,7 @@ grpc::Status AdminHandler::StartBackup(grpc::ServerContext* ctx,
                                        const v1::StartBackupRequest* req,
                                        v1::JobInfo* resp) {
   std::string target = StrCat("client/", req->client_id().substr(0, 128));
-  auto peer = Authorize(ctx, {Role::kAdmin, Role::kOperator},
+  auto peer = Authorize(ctx, req, {Role::kAdmin, Role::kOperator},
                         "Admin.StartBackup", "backup.start", target);
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   BackupJobRequest r;
@@ -197,7 +200,7 @@ grpc::Status AdminHandler::StartBackup(grpc::ServerContext* ctx,
 grpc::Status AdminHandler::ListBackups(grpc::ServerContext* ctx,
                                        const v1::ListBackupsRequest* req,
                                        v1::ListBackupsResponse* resp) {
-  auto peer = Authorize(ctx, kReaders, "Admin.ListBackups");
+  auto peer = Authorize(ctx, req, kReaders, "Admin.ListBackups");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   std::vector<BackupEntry> all;
   if (!req->client_id().empty()) {
@@ -223,7 +226,7 @@ grpc::Status AdminHandler::ListBackups(grpc::ServerContext* ctx,
 grpc::Status AdminHandler::GetBackup(grpc::ServerContext* ctx,
                                      const v1::GetBackupRequest* req,
                                      v1::BackupInfo* resp) {
-  auto peer = Authorize(ctx, kReaders, "Admin.GetBackup");
+  auto peer = Authorize(ctx, req, kReaders, "Admin.GetBackup");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   auto backup = catalog_->GetBackup(req->backup_id());
   if (!backup.ok()) return ToGrpcStatus(backup.status());
@@ -235,8 +238,9 @@ grpc::Status AdminHandler::StartRestore(grpc::ServerContext* ctx,
                                         const v1::StartRestoreRequest* req,
                                         v1::JobInfo* resp) {
   std::string target = StrCat("backup/", req->backup_id().substr(0, 128));
-  auto peer = Authorize(ctx, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
-                        "Admin.StartRestore", "restore.start", target);
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.StartRestore", "restore.start", target);
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   RestoreJobRequest r;
   r.backup_id = req->backup_id();
@@ -257,7 +261,7 @@ grpc::Status AdminHandler::StartRestore(grpc::ServerContext* ctx,
 grpc::Status AdminHandler::ListJobs(grpc::ServerContext* ctx,
                                     const v1::ListJobsRequest* req,
                                     v1::ListJobsResponse* resp) {
-  auto peer = Authorize(ctx, kReaders, "Admin.ListJobs");
+  auto peer = Authorize(ctx, req, kReaders, "Admin.ListJobs");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   JobFilter filter;
   if (!req->client_id().empty()) filter.client_id = req->client_id();
@@ -275,7 +279,7 @@ grpc::Status AdminHandler::ListJobs(grpc::ServerContext* ctx,
 grpc::Status AdminHandler::WatchJob(grpc::ServerContext* ctx,
                                     const v1::GetJobRequest* req,
                                     grpc::ServerWriter<v1::JobInfo>* writer) {
-  auto peer = Authorize(ctx, kReaders, "Admin.WatchJob");
+  auto peer = Authorize(ctx, req, kReaders, "Admin.WatchJob");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   // How often a waiting watcher checks whether its caller went away.
   constexpr auto kCancelCheck = std::chrono::milliseconds(250);
@@ -308,8 +312,8 @@ grpc::Status AdminHandler::CancelJob(grpc::ServerContext* ctx,
                                      const v1::CancelJobRequest* req,
                                      v1::JobInfo* resp) {
   std::string target = StrCat("job/", req->job_id());
-  auto peer = Authorize(ctx, {Role::kAdmin, Role::kOperator}, "Admin.CancelJob",
-                        "job.cancel", target);
+  auto peer = Authorize(ctx, req, {Role::kAdmin, Role::kOperator},
+                        "Admin.CancelJob", "job.cancel", target);
   if (!peer.ok()) return ToGrpcStatus(peer.status());
   AuditEntry audit = Audit(*peer, "job.cancel", target);
   auto job = engine_->Cancel(req->job_id(), &audit);

@@ -73,9 +73,11 @@ class AdminHandler final : public v1::Admin::Service {
                          v1::JobInfo* resp) override;
 
  private:
-  // The caller if it may call `what`; audits a refusal of an authenticated
-  // caller when `action` is not empty.
+  // The caller's identity if `request` is within the control message limit
+  // and the caller holds one of `roles` and is active; a refusal of a named
+  // `action` is audited.
   StatusOr<PeerIdentity> Authorize(grpc::ServerContext* ctx,
+                                   const google::protobuf::Message* request,
                                    std::initializer_list<Role> roles,
                                    std::string_view what,
                                    std::string_view action = {},

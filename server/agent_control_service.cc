@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "common/peer_identity.h"
 #include "common/strings.h"
+#include "server/request_size.h"
 
 namespace cairn {
 namespace {
@@ -56,6 +57,7 @@ JobOutcome FromProto(const v1::JobResult& r) {
   o.new_stored_bytes = r.new_stored_bytes();
   o.chunks_new = r.chunks_new();
   o.chunks_deduplicated = r.chunks_deduplicated();
+  o.commit_receipt = r.commit_receipt();
   return o;
 }
 
@@ -171,6 +173,10 @@ AgentControlHandler::AgentControlHandler(Catalog* catalog,
 grpc::Status AgentControlHandler::Enroll(grpc::ServerContext* context,
                                          const v1::EnrollRequest* request,
                                          v1::EnrollResponse* response) {
+  if (Status s = CheckControlRequestSize(*request, "AgentControl.Enroll");
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   EnrollmentRequest r;
   r.token = request->token();
   r.hostname = request->hostname();
@@ -198,6 +204,7 @@ grpc::Status AgentControlHandler::Enroll(grpc::ServerContext* context,
   response->set_identity(result->identity);
   response->set_certificate_pem(result->certificate_pem);
   response->set_ca_certificate_pem(result->ca_certificate_pem);
+  response->set_ticket_signer_pem(result->ticket_signer_pem);
   return grpc::Status::OK;
 }
 
@@ -215,6 +222,10 @@ grpc::Status AgentControlHandler::Connect(grpc::ServerContext* context,
   if (!stream->Read(&first)) {
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         "stream closed before Hello");
+  }
+  if (Status s = CheckControlRequestSize(first, "AgentControl.Connect");
+      !s.ok()) {
+    return ToGrpcStatus(s);
   }
   if (first.kind_case() != v1::AgentMessage::kHello) {
     return ToGrpcStatus(absl::InvalidArgumentError(
@@ -237,6 +248,11 @@ grpc::Status AgentControlHandler::Connect(grpc::ServerContext* context,
   grpc::Status result = grpc::Status::OK;
   v1::AgentMessage message;
   while (stream->Read(&message)) {
+    if (Status s = CheckControlRequestSize(message, "AgentControl.Connect");
+        !s.ok()) {
+      result = ToGrpcStatus(s);
+      break;
+    }
     registry_->Touch(client_id);
     if (Status s = authorizer_->CheckActive(*peer); !s.ok()) {
       result = ToGrpcStatus(s);

@@ -62,6 +62,9 @@ struct JobOutcome {
   uint64_t new_stored_bytes = 0;
   uint64_t chunks_new = 0;
   uint64_t chunks_deduplicated = 0;
+  // Backup jobs: the media agent's SignedCommitReceipt, as the agent
+  // forwarded it (checked before the backup is recorded).
+  std::string commit_receipt;
 };
 
 class AgentSession {

@@ -247,6 +247,7 @@ v1::MediaAgentRecord ToProto(const MediaAgent& m) {
   r.set_media_agent_id(m.media_agent_id);
   r.set_address(m.address);
   r.set_cert_fingerprint(m.cert_fingerprint);
+  r.set_cert_pem(m.cert_pem);
   r.set_capacity_bytes(m.capacity_bytes);
   r.set_used_bytes(m.used_bytes);
   r.set_registered_unix_us(m.registered_us);
@@ -264,6 +265,7 @@ Status FromProto(const std::string& key, const v1::MediaAgentRecord& r,
   m->media_agent_id = r.media_agent_id();
   m->address = r.address();
   m->cert_fingerprint = r.cert_fingerprint();
+  m->cert_pem = r.cert_pem();
   m->capacity_bytes = r.capacity_bytes();
   m->used_bytes = r.used_bytes();
   m->registered_us = r.registered_unix_us();

@@ -52,6 +52,7 @@ struct MediaAgent {
   std::string media_agent_id;
   std::string address;  // host:port
   std::string cert_fingerprint;
+  std::string cert_pem;  // verifies its commit receipts; empty if embedded
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
   int64_t registered_us = 0;

@@ -134,10 +134,14 @@ StatusOr<EnrollmentResult> EnrollmentService::Enroll(
     agent.media_agent_id = identity;
     agent.address = request.address;
     agent.cert_fingerprint = fingerprint;
+    agent.cert_pem = cert;
     CAIRN_RETURN_IF_ERROR(
         catalog_->ConsumeMediaToken(request.token, agent, &audit).status());
   }
-  return EnrollmentResult{identity, std::move(cert), ca_->CertificatePem()};
+  EnrollmentResult result{identity, std::move(cert), ca_->CertificatePem()};
+  if (request.role == Role::kMedia)
+    result.ticket_signer_pem = ticket_signer_pem_;
+  return result;
 }
 
 }  // namespace cairn

@@ -43,6 +43,8 @@ struct EnrollmentResult {
   std::string identity;
   std::string certificate_pem;
   std::string ca_certificate_pem;
+  // Media agents: the certificate that verifies session tickets.
+  std::string ticket_signer_pem;
 };
 
 struct CreatedToken {
@@ -53,8 +55,13 @@ struct CreatedToken {
 class EnrollmentService {
  public:
   // Neither is owned; both must outlive the service.
-  EnrollmentService(Catalog* catalog, const CertificateAuthority* ca)
-      : catalog_(catalog), ca_(ca) {}
+  // `ticket_signer_pem`: the certificate whose key signs session tickets
+  // (the server's), handed to media agents when they enroll.
+  EnrollmentService(Catalog* catalog, const CertificateAuthority* ca,
+                    std::string ticket_signer_pem = "")
+      : catalog_(catalog),
+        ca_(ca),
+        ticket_signer_pem_(std::move(ticket_signer_pem)) {}
 
   // A one-time token for `role` (kAgent or kMedia) valid for `ttl`
   // (kMinTokenTtl..kMaxTokenTtl). InvalidArgument otherwise.
@@ -67,6 +74,7 @@ class EnrollmentService {
  private:
   Catalog* const catalog_;
   const CertificateAuthority* const ca_;
+  const std::string ticket_signer_pem_;
 };
 
 }  // namespace cairn

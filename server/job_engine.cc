@@ -6,6 +6,7 @@
 
 #include "absl/time/time.h"
 #include "common/coding.h"
+#include "common/commit_receipt.h"
 #include "common/crypto.h"
 #include "common/session_ticket.h"
 #include "common/strings.h"
@@ -204,6 +205,8 @@ Status JobEngine::ReportResult(const std::string& client_id,
       result = absl::InvalidArgumentError(
           StrCat("job ", job_id, " was to commit backup '", a.backup_id,
                  "', the agent reported '", backup_id, "'"));
+    } else if (a.media_id != kEmbeddedMediaId) {
+      result = CheckReceiptLocked(a, job_id, outcome);
     } else if (options_.committed_check) {
       result = options_.committed_check(a.media_id, backup_id);
     }
@@ -235,6 +238,34 @@ Status JobEngine::ReportResult(const std::string& client_id,
   }
   DispatchLocked(client_id);
   return result;
+}
+
+Status JobEngine::CheckReceiptLocked(const ActiveJob& a, uint64_t job_id,
+                                     const JobOutcome& outcome) {
+  if (outcome.commit_receipt.empty()) {
+    return absl::FailedPreconditionError(
+        StrCat("the agent forwarded no commit receipt from media agent '",
+               a.media_id, "'"));
+  }
+  CAIRN_ASSIGN_OR_RETURN(MediaAgent media, catalog_->GetMediaAgent(a.media_id));
+  if (media.cert_pem.empty()) {
+    return absl::FailedPreconditionError(
+        StrCat("media agent '", a.media_id,
+               "' has no certificate on record to check its receipt"));
+  }
+  CAIRN_ASSIGN_OR_RETURN(
+      CommitReceipt r,
+      VerifyCommitReceipt(outcome.commit_receipt, media.cert_pem));
+  if (r.media_id != a.media_id || r.client_id != a.client_id ||
+      r.job_id != job_id || r.backup_id != a.backup_id ||
+      r.image_size != outcome.image_size) {
+    return absl::PermissionDeniedError(
+        StrCat("the commit receipt (media agent '", r.media_id, "', client '",
+               r.client_id, "', job ", r.job_id, ", backup '", r.backup_id,
+               "') does not match job ", job_id, " (media agent '", a.media_id,
+               "', client '", a.client_id, "', backup '", a.backup_id, "')"));
+  }
+  return Status();
 }
 
 void JobEngine::ClientRevoked(const std::string& client_id) {

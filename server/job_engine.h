@@ -15,7 +15,9 @@
 //             session.
 //   progress  UpdateJobProgress (advisory, unsynced).
 //   result    backup ok: the media agent has already committed the manifest
-//             (checked through `committed_check` when set); CommitBackup
+//             (checked through `committed_check` for the embedded one; a
+//             separate media agent's signed commit receipt, forwarded by
+//             the agent, must verify and match the job); CommitBackup
 //             records the backup and the job's success in one batch - the
 //             backup exists from then on. Restore ok: FinishJob(kSucceeded).
 //             Not ok: FinishJob(kFailed, the agent's error).
@@ -172,6 +174,10 @@ class JobEngine {
   StatusOr<ActiveJob*> ActiveForLocked(const std::string& client_id,
                                        uint64_t session_id, uint64_t job_id);
   std::string NewBackupIdLocked(const std::string& client_id, int64_t now_us);
+  // A backup on a separate media agent is recorded only with that media
+  // agent's signed CommitReceipt matching the job (common/commit_receipt.h).
+  Status CheckReceiptLocked(const ActiveJob& a, uint64_t job_id,
+                            const JobOutcome& outcome);
 
   Catalog* const catalog_;
   AgentRegistry* const registry_;

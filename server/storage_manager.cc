@@ -83,8 +83,8 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
     m->media_ =
         MakeEmbeddedMediaService(m->data_path_.get(), m->authorizer_.get());
   }
-  m->enrollment_ =
-      std::make_unique<EnrollmentService>(m->catalog_.get(), m->ca_.get());
+  m->enrollment_ = std::make_unique<EnrollmentService>(
+      m->catalog_.get(), m->ca_.get(), home.tls.cert_pem);
   AgentControlOptions agent_options;
   agent_options.heartbeat_interval = options.heartbeat_interval;
   m->agent_control_ = std::make_unique<AgentControlHandler>(
@@ -97,8 +97,10 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &m->port_);
-  builder.SetMaxReceiveMessageSize(kServerMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kServerMaxMessageBytes);
+  const int limit =
+      options.embedded_media ? kMediaMaxMessageBytes : kControlMaxMessageBytes;
+  builder.SetMaxReceiveMessageSize(limit);
+  builder.SetMaxSendMessageSize(limit);
   // Dead agents are noticed even if their TCP connection lingers.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);

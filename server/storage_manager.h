@@ -5,9 +5,10 @@
 // `store`. `cairn-server run` is this plus signal handling; tests start it on
 // port 0.
 //
-// Message size limit: kServerMaxMessageBytes for every service on the port
-// (the media data path needs 17 MiB; the other services' messages are far
-// smaller and their handlers bound what they accept).
+// Message size limits (common/message_limits.h): without an embedded media
+// agent the port accepts kControlMaxMessageBytes (4 MiB); with one it must
+// accept kMediaMaxMessageBytes (17 MiB) for chunks, and the AgentControl
+// and Admin handlers refuse any request above 4 MiB themselves.
 //
 // Shutdown (graceful, idempotent, also from the destructor): stop dispatching
 // jobs and close every agent stream, end WatchJob streams, stop the gRPC
@@ -22,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "common/message_limits.h"
 #include "common/status.h"
 
 namespace grpc {
@@ -44,7 +46,7 @@ class MediaServiceHandler;
 class PeerAuthorizer;
 class Repository;
 
-inline constexpr int kServerMaxMessageBytes = 17 << 20;
+inline constexpr int kServerMaxMessageBytes = kMediaMaxMessageBytes;
 
 struct StorageManagerOptions {
   std::string dir;                        // made by `cairn-server init`

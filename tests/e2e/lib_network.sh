@@ -107,7 +107,7 @@ net_cleanup() {
   done
   if [ "$rc" -ne 0 ]; then
     local f
-    for f in "$WORK"/server*.log "$WORK"/agent*.log; do
+    for f in "$WORK"/server*.log "$WORK"/agent*.log "$WORK"/media*.log; do
       [ -f "$f" ] || continue
       echo "---- $(basename "$f") (tail) ----" >&2
       tail -n "${NET_LOG_TAIL:-40}" "$f" >&2
@@ -128,12 +128,7 @@ net_setup() {
   trap 'exit 130' INT TERM
   cd "$WORK"
   PORT=
-  local candidate
-  for _ in $(seq 1 50); do
-    candidate=$((20000 + RANDOM % 40000))
-    if port_is_free "$candidate"; then PORT=$candidate; break; fi
-  done
-  [ -n "$PORT" ] || fail "no free port"
+  PORT=$(net_free_port)
   ADDR=127.0.0.1:$PORT
 }
 
@@ -148,23 +143,39 @@ net_server_init() {
 }
 
 # net_server_start [ARGS...]: cairn-server run with the embedded media agent
-# (store $WORK/repo); each start logs to its own file (server.log,
-# server-2.log, ...). Sets SERVER_PID and SERVER_LOG.
+# (store $WORK/repo), or without one when NET_EMBEDDED_MEDIA=0; each start
+# logs to its own file (server.log, server-2.log, ...). Sets SERVER_PID and
+# SERVER_LOG.
+NET_EMBEDDED_MEDIA=1
 net_server_start() {
   NET_SERVER_STARTS=$((NET_SERVER_STARTS + 1))
   if [ "$NET_SERVER_STARTS" -eq 1 ]; then SERVER_LOG=$WORK/server.log
   else SERVER_LOG=$WORK/server-$NET_SERVER_STARTS.log; fi
-  "$SERVER_BIN" run --dir "$WORK/server" --listen "$ADDR" --embedded-media \
-    --store "$WORK/repo" "$@" > "$SERVER_LOG" 2>&1 &
+  local media=()
+  [ "$NET_EMBEDDED_MEDIA" = 1 ] && media=(--embedded-media --store "$WORK/repo")
+  "$SERVER_BIN" run --dir "$WORK/server" --listen "$ADDR" "${media[@]}" \
+    "$@" > "$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   NET_PIDS+=("$SERVER_PID")
   wait_until 30 grep -q "serving on port" "$SERVER_LOG" || fail "server did not start"
 }
 
-# net_token: a one-time agent token.
+# net_free_port: a port nothing listens on.
+net_free_port() {
+  local candidate
+  for _ in $(seq 1 50); do
+    candidate=$((20000 + RANDOM % 40000))
+    if [ "$candidate" != "$PORT" ] && port_is_free "$candidate"; then
+      echo "$candidate"; return 0
+    fi
+  done
+  fail "no free port"
+}
+
+# net_token [ROLE]: a one-time token (default role agent).
 net_token() {
   local t
-  t=$(ctl --json token create --role agent --ttl 10m | json_field token)
+  t=$(ctl --json token create --role "${1:-agent}" --ttl 10m | json_field token)
   [ -n "$t" ] || fail "no token"
   echo "$t"
 }
@@ -201,4 +212,13 @@ job_is_final() {
 # backup_count [CLIENT]: committed backups in the catalog.
 backup_count() {
   ctl --json backups list ${1:+--client "$1"} | grep -c '"backup_id":' || true
+}
+
+# net_media_start STATE_DIR LOG: cairn-media serve (MEDIA_BIN); sets
+# MEDIA_PID once it listens.
+net_media_start() {
+  "$MEDIA_BIN" serve --state-dir "$1" > "$2" 2>&1 &
+  MEDIA_PID=$!
+  NET_PIDS+=("$MEDIA_PID")
+  wait_until 30 grep -q "serving on port" "$2" || fail "cairn-media did not start: $(cat "$2")"
 }

@@ -51,7 +51,7 @@ class DataPathTest : public RepoFixture {
       return p_->PutChunk(client_, ticket_, id, stored);
     }
     Status Commit(const std::string& id, std::string_view m) override {
-      return p_->CommitBackup(client_, ticket_, id, m);
+      return p_->CommitBackup(client_, ticket_, id, m).status();
     }
     DataPath* p_;
     std::string client_, ticket_;

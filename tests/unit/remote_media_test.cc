@@ -71,7 +71,13 @@ TEST_F(RemoteMediaTest, WrongRoleOrAnotherClientsTicketIsRefused) {
   // A malformed chunk id is InvalidArgument; a damaged chunk is refused.
   RemoteMedia as_pc1(ChannelFor("pc1", Role::kAgent), address_, ticket);
   std::string stored = "not a chunk";
+  // PutChunk is asynchronous: the refusal surfaces at Flush, at the next
+  // PutChunk, and at Commit, which then commits nothing.
+  ASSERT_TRUE(as_pc1.PutChunk(ids[0], stored).ok());
+  EXPECT_EQ(as_pc1.Flush().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(as_pc1.PutChunk(ids[0], stored).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(as_pc1.Commit("b1", "manifest").code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(repo_->manifests().List()->empty());
 }

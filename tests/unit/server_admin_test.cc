@@ -161,6 +161,28 @@ TEST_F(ServerAdminTest, BadRequestsAreClearErrors) {
   EXPECT_TRUE(catalog()->ListJobs()->empty());
 }
 
+// Control messages are limited to 4 MiB (common/message_limits.h): by gRPC
+// itself on a control-only port, by the handlers when the embedded media
+// agent makes the port accept 17 MiB chunks. Either way nothing changes.
+TEST_F(ServerAdminTest, OversizedRequestsAreRefusedWithOrWithoutEmbeddedMedia) {
+  EnrollAgent("pc1");
+  for (bool embedded : {false, true}) {
+    SCOPED_TRACE(embedded ? "embedded media" : "control only");
+    StopServer();
+    StartServer(embedded);
+    v1::StartBackupRequest req;
+    req.set_client_id("pc1");
+    req.set_source_path(std::string(5 << 20, 'a'));
+    v1::JobInfo job;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status s = AdminStub()->StartBackup(&ctx, req, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_message();
+    EXPECT_TRUE(catalog()->ListJobs()->empty());
+  }
+}
+
 TEST_F(ServerAdminTest, ClientsShowConnectedAndRevoked) {
   TlsFiles creds = EnrollAgent("pc1");
   FakeAgent agent(Channel(creds));

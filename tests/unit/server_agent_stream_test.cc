@@ -4,12 +4,15 @@
 // RemoteMedia against the embedded media service).
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/backup_pipeline.h"
 #include "agent/image_restore.h"
 #include "agent/remote_media.h"
 #include "common/chunk_format.h"
+#include "common/commit_receipt.h"
 #include "common/image_reader.h"
 #include "common/session_ticket.h"
 #include "server/job_engine.h"
@@ -23,11 +26,38 @@ using testing::SetDeadline;
 
 class ServerAgentStreamTest : public testing::ServerTest {
  protected:
+  // Enrolls "media-1" through the real Enroll RPC (role media), as
+  // `cairn-media enroll` does; keeps its key to sign commit receipts.
   void UseRemoteMedia() {
-    MediaAgent m;
-    m.media_agent_id = "media-1";
-    m.address = "media-1.example:7444";
-    ASSERT_TRUE(catalog()->PutMediaAgent(m).ok());
+    auto token = catalog()->CreateToken(Role::kMedia, 600'000'000, "test");
+    ASSERT_TRUE(token.ok()) << token.status();
+    v1::EnrollResponse resp;
+    grpc::Status s = Enroll(token->token, "media-1", v1::ROLE_MEDIA, &resp,
+                            &media_key_, "media-1.example:7444");
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    auto tls = ReadTlsFiles(home() + "/tls");
+    ASSERT_TRUE(tls.ok());
+    EXPECT_EQ(resp.ticket_signer_pem(), tls->cert_pem);
+    auto media = catalog()->GetMediaAgent("media-1");
+    ASSERT_TRUE(media.ok()) << media.status();
+    EXPECT_EQ(media->cert_pem, resp.certificate_pem());
+  }
+  // What media-1 signs when it commits `b` (image size 1 MiB).
+  CommitReceipt ReceiptFor(const v1::BackupCommand& b) {
+    CommitReceipt r;
+    r.media_id = "media-1";
+    r.client_id = VerifiedTicket(b.media().ticket()).client_id;
+    r.job_id = b.job_id();
+    r.backup_id = b.backup_id();
+    r.manifest_sha256 = ManifestDigest("manifest");
+    r.image_size = 1 << 20;
+    return r;
+  }
+  std::string Signed(const CommitReceipt& r) {
+    if (media_key_.empty()) return "";  // the embedded media agent signs none
+    auto s = SignCommitReceipt(r, media_key_);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.value_or("");
   }
   SessionTicket VerifiedTicket(const std::string& signed_ticket) {
     auto tls = ReadTlsFiles(home() + "/tls");
@@ -45,8 +75,10 @@ class ServerAgentStreamTest : public testing::ServerTest {
     r.set_image_size(1 << 20);
     r.set_new_stored_bytes(4096);
     r.set_chunks_new(1);
+    r.set_commit_receipt(Signed(ReceiptFor(b)));
     return r;
   }
+  std::string media_key_;
   // Runs one backup job through `agent` to success; returns the command.
   v1::BackupCommand RunBackupJob(FakeAgent& agent, bool incremental) {
     v1::JobInfo job = StartBackup("pc1", incremental);
@@ -162,6 +194,68 @@ TEST_F(ServerAgentStreamTest, FailedResultFailsTheJobWithTheAgentsError) {
   EXPECT_EQ(done.state(), "failed");
   EXPECT_EQ(done.error(), "cannot open /dev/sda: permission denied");
   EXPECT_TRUE(catalog()->ListBackups("pc1")->empty());
+}
+
+// A separate media agent's backup is recorded only with its signed receipt
+// for exactly this job: missing, forged, or for another backup, the job
+// fails and the catalog holds no backup.
+TEST_F(ServerAgentStreamTest, SuccessNeedsTheMediaAgentsReceiptForTheJob) {
+  StartServer();
+  UseRemoteMedia();
+  TlsFiles agent_creds = EnrollAgent("pc1");
+  FakeAgent agent(Channel(agent_creds));
+  struct Case {
+    const char* name;
+    std::function<void(const v1::BackupCommand&, v1::JobResult*)> mutate;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"no receipt",
+       [](const v1::BackupCommand&, v1::JobResult* r) {
+         r->clear_commit_receipt();
+       },
+       "forwarded no commit receipt"},
+      {"signed by the agent's own key",
+       [&](const v1::BackupCommand& b, v1::JobResult* r) {
+         auto s = SignCommitReceipt(ReceiptFor(b), agent_creds.key_pem);
+         ASSERT_TRUE(s.ok());
+         r->set_commit_receipt(*s);
+       },
+       "commit receipt signature does not verify"},
+      {"another backup's receipt",
+       [&](const v1::BackupCommand& b, v1::JobResult* r) {
+         CommitReceipt other = ReceiptFor(b);
+         other.backup_id = "pc1-19700101T000000Z-0000";
+         r->set_commit_receipt(Signed(other));
+       },
+       "does not match job"},
+      {"another size",
+       [&](const v1::BackupCommand& b, v1::JobResult* r) {
+         r->set_image_size(2 << 20);
+       },
+       "does not match job"},
+      {"garbage",
+       [](const v1::BackupCommand&, v1::JobResult* r) {
+         r->set_commit_receipt("\x01\x02garbage");
+       },
+       "malformed commit receipt"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::JobInfo job = StartBackup("pc1");
+    auto cmd = agent.NextCommand();
+    ASSERT_TRUE(cmd && cmd->has_backup());
+    v1::JobResult r = Ok(cmd->backup());
+    c.mutate(cmd->backup(), &r);
+    ASSERT_TRUE(agent.Result(r));
+    v1::JobInfo done = WatchUntilDone(job.job_id());
+    EXPECT_EQ(done.state(), "failed");
+    EXPECT_NE(done.error().find(c.error), std::string::npos) << done.error();
+    EXPECT_TRUE(catalog()->ListBackups("pc1")->empty());
+  }
+  // And the genuine receipt is accepted.
+  RunBackupJob(agent, /*incremental=*/false);
+  EXPECT_EQ(catalog()->ListBackups("pc1")->size(), 1u);
 }
 
 TEST_F(ServerAgentStreamTest, DroppedStreamFailsTheRunningJob) {

@@ -1,0 +1,90 @@
+#include "media_agent/media_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "common/env.h"
+#include "common/strings.h"
+#include "common/tls.h"
+#include "media_agent/data_path.h"
+#include "media_agent/media_service.h"
+#include "media_agent/repository.h"
+
+namespace cairn {
+
+MediaServer::MediaServer() = default;
+
+MediaServer::~MediaServer() { Shutdown().IgnoreError(); }
+
+StatusOr<std::unique_ptr<MediaServer>> MediaServer::Start(
+    const MediaServerOptions& options) {
+  if (options.state_dir.empty()) {
+    return absl::InvalidArgumentError("--state-dir is required");
+  }
+  CAIRN_ASSIGN_OR_RETURN(MediaConfig config,
+                         LoadMediaConfig(options.state_dir));
+  if (!options.store.empty()) config.store = options.store;
+  if (!options.listen.empty()) config.listen = options.listen;
+  if (config.store.empty()) {
+    return absl::InvalidArgumentError(
+        "no chunk store: pass --store or set store in media.yaml");
+  }
+  CAIRN_ASSIGN_OR_RETURN(TlsFiles tls, ReadTlsFiles(options.state_dir));
+  std::string signer;
+  CAIRN_RETURN_IF_ERROR(Env::Default()->ReadFileToString(
+      JoinPath(options.state_dir, kTicketSignerFile), &signer));
+  Status signer_ok = VerifyCertificateAgainstCa(signer, tls.ca_pem);
+  if (!signer_ok.ok()) {
+    return absl::FailedPreconditionError(
+        StrCat(kTicketSignerFile, ": ", ToStd(signer_ok.message())));
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto credentials, MakeServerCredentials(tls));
+
+  std::unique_ptr<MediaServer> m(new MediaServer());
+  m->config_ = config;
+  m->shutdown_grace_ = options.shutdown_grace;
+  RepositoryOptions ropts;
+  ropts.create_if_missing = true;
+  CAIRN_ASSIGN_OR_RETURN(m->repository_, Repository::Open(config.store, ropts));
+  m->data_path_ =
+      std::make_unique<DataPath>(m->repository_.get(), config.identity,
+                                 std::move(signer), nullptr, tls.key_pem);
+  m->service_ = std::make_unique<MediaServiceHandler>(m->data_path_.get());
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, credentials, &m->port_);
+  builder.SetMaxReceiveMessageSize(kMediaMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMediaMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.RegisterService(m->service_.get());
+  m->server_ = builder.BuildAndStart();
+  if (m->server_ == nullptr || m->port_ == 0) {
+    m->server_.reset();
+    return absl::UnavailableError(
+        StrCat("cannot listen on ", config.listen,
+               " (address in use, or not an address of this host)"));
+  }
+  spdlog::info("cairn-media '{}' serving store {} on {} (port {})",
+               config.identity, config.store, config.listen, m->port_);
+  return m;
+}
+
+Status MediaServer::Shutdown() {
+  if (shut_down_) return Status();
+  shut_down_ = true;
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + shutdown_grace_);
+    server_->Wait();
+  }
+  service_.reset();
+  data_path_.reset();
+  repository_.reset();
+  spdlog::info("cairn-media stopped");
+  return Status();
+}
+
+}  // namespace cairn
