@@ -39,22 +39,27 @@ StatusOr<SessionTicket> DataPath::Authorize(const std::string& caller,
 }
 
 void DataPath::DropExpiredLocked(int64_t now) {
-  std::erase_if(backups_, [now](const auto& kv) {
-    return kv.second.expires_unix_us <= now;
+  const int64_t idle_before = now - kIdleSessionUs;
+  std::erase_if(backups_, [&](const auto& kv) {
+    return kv.second.expires_unix_us <= now ||
+           kv.second.last_used_us < idle_before;
   });
-  std::erase_if(restores_, [now](const auto& kv) {
-    return kv.second.expires_unix_us <= now;
+  std::erase_if(restores_, [&](const auto& kv) {
+    return kv.second.expires_unix_us <= now ||
+           kv.second.last_used_us < idle_before;
   });
 }
 
 StatusOr<BackupSession*> DataPath::BackupFor(const SessionTicket& t) {
   std::lock_guard<std::mutex> lock(mu_);
-  DropExpiredLocked(clock_());
+  const int64_t now = clock_();
+  DropExpiredLocked(now);
   Backup& b = backups_[t.job_id];
   if (!b.session) {
     b.session = repo_->BeginBackup();
     b.expires_unix_us = t.expires_unix_us;
   }
+  b.last_used_us = now;
   return b.session.get();
 }
 
@@ -148,9 +153,13 @@ StatusOr<std::string> DataPath::GetChunk(const std::string& caller,
   bool allowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    DropExpiredLocked(clock_());
+    const int64_t now = clock_();
+    DropExpiredLocked(now);
     auto it = restores_.find(t.job_id);
-    if (it != restores_.end()) allowed = it->second.readable.contains(id);
+    if (it != restores_.end()) {
+      allowed = it->second.readable.contains(id);
+      it->second.last_used_us = now;
+    }
   }
   if (!allowed) {
     // First read of this job (or a chunk outside its backup): load the
@@ -159,6 +168,7 @@ StatusOr<std::string> DataPath::GetChunk(const std::string& caller,
                            repo_->LoadManifest(t.backup_id, nullptr));
     Restore r;
     r.expires_unix_us = t.expires_unix_us;
+    r.last_used_us = clock_();
     for (const ChunkId& c : m.chunks) {
       if (!c.IsZero()) r.readable.insert(c);
     }

@@ -64,14 +64,22 @@ class DataPath {
   // Number of open backup sessions (for tests and metrics).
   size_t OpenSessions();
 
+  // A session unused this long is closed (its chunks are no longer pinned
+  // against garbage collection): an agent that died mid-backup does not
+  // hold its session until the ticket expires. A later call with a valid
+  // ticket opens a fresh one.
+  static constexpr int64_t kIdleSessionUs = 30LL * 60 * 1'000'000;
+
  private:
   struct Backup {
     std::unique_ptr<BackupSession> session;
     int64_t expires_unix_us = 0;
+    int64_t last_used_us = 0;
   };
   struct Restore {
     absl::flat_hash_set<ChunkId> readable;
     int64_t expires_unix_us = 0;
+    int64_t last_used_us = 0;
   };
   StatusOr<SessionTicket> Authorize(const std::string& caller,
                                     const std::string& ticket,

@@ -1455,7 +1455,8 @@ StatusOr<std::vector<Job>> Catalog::ListJobs(const JobFilter& filter) const {
   return out;
 }
 
-Status Catalog::StartJob(uint64_t job_id, std::string_view media_agent_id) {
+Status Catalog::StartJob(uint64_t job_id, std::string_view media_agent_id,
+                         std::string_view backup_id) {
   std::lock_guard<std::mutex> lock(mu_);
   CAIRN_ASSIGN_OR_RETURN(Job job, GetJob(job_id));
   if (job.state != JobState::kQueued) {
@@ -1471,6 +1472,7 @@ Status Catalog::StartJob(uint64_t job_id, std::string_view media_agent_id) {
     }
     job.media_agent_id = agent.media_agent_id;
   }
+  if (!backup_id.empty()) job.backup_id = std::string(backup_id);
   Batch batch(*this);
   batch.Delete(JobStateKey(job.state, job_id));
   job.state = JobState::kRunning;

@@ -171,8 +171,11 @@ class Catalog {
   StatusOr<Job> GetJob(uint64_t job_id) const;
   // Jobs matching `filter`, by ascending job id.
   StatusOr<std::vector<Job>> ListJobs(const JobFilter& filter = {}) const;
-  // kQueued -> kRunning; sets started_us and, if not empty, media_agent_id.
-  Status StartJob(uint64_t job_id, std::string_view media_agent_id = {});
+  // kQueued -> kRunning; sets started_us and, if not empty, media_agent_id
+  // and backup_id (a backup job: the id its backup will have once it
+  // succeeds).
+  Status StartJob(uint64_t job_id, std::string_view media_agent_id = {},
+                  std::string_view backup_id = {});
   // REQUIRES state kRunning (FailedPrecondition otherwise). Not synced: the
   // progress of a job is advisory, and a job running when the server dies is
   // failed on restart anyway. A later synced write makes it durable.

@@ -32,7 +32,20 @@ JobEngine::JobEngine(Catalog* catalog, AgentRegistry* registry,
     : catalog_(catalog),
       registry_(registry),
       events_(events),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  if (options_.reconnect_grace.count() > 0) {
+    reaper_ = std::thread([this] { ReapOrphans(); });
+  }
+}
+
+JobEngine::~JobEngine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  orphans_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
 
 int64_t JobEngine::Now() const {
   if (options_.clock) return options_.clock();
@@ -119,9 +132,16 @@ StatusOr<uint64_t> JobEngine::AgentConnected(
   for (uint64_t job_id : still_running) {
     auto it = active_.find(job_id);
     if (it != active_.end() && it->second.client_id == client_id) {
+      if (it->second.orphaned_since_us != 0) {
+        spdlog::info("job {}: agent {} reconnected and goes on with it", job_id,
+                     client_id);
+      }
       it->second.session_id = session_id;
+      it->second.orphaned_since_us = 0;
     }
   }
+  // Orphaned jobs the agent did not list are not running any more.
+  FailOrphansLocked(&client_id);
   if (Status s = catalog_->TouchClient(client_id); !s.ok()) {
     spdlog::warn("recording that client {} connected: {}", client_id,
                  ToStd(s.message()));
@@ -141,10 +161,64 @@ void JobEngine::AgentDisconnected(const std::string& client_id,
       orphaned.push_back(job_id);
     }
   }
-  for (uint64_t job_id : orphaned) {
-    FinishActiveLocked(job_id, JobState::kFailed, kAgentDisconnectedError);
+  if (options_.reconnect_grace.count() <= 0) {
+    for (uint64_t job_id : orphaned) {
+      FinishActiveLocked(job_id, JobState::kFailed, kAgentDisconnectedError);
+    }
+    DispatchLocked(client_id);
+    return;
   }
-  DispatchLocked(client_id);
+  const int64_t now = Now();
+  for (uint64_t job_id : orphaned) {
+    ActiveJob& a = active_[job_id];
+    a.session_id = 0;
+    a.orphaned_since_us = now;
+    spdlog::info(
+        "job {}: agent {} disconnected; waiting {} ms for it to "
+        "reconnect",
+        job_id, client_id, options_.reconnect_grace.count());
+  }
+  if (!orphaned.empty()) orphans_cv_.notify_all();
+}
+
+void JobEngine::FailOrphansLocked(const std::string* client) {
+  const int64_t grace_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          options_.reconnect_grace)
+          .count();
+  const int64_t now = Now();
+  std::vector<std::pair<uint64_t, std::string>> expired;
+  for (const auto& [job_id, a] : active_) {
+    if (a.orphaned_since_us == 0) continue;
+    if ((client != nullptr && a.client_id == *client) ||
+        now - a.orphaned_since_us >= grace_us) {
+      expired.emplace_back(job_id, a.client_id);
+    }
+  }
+  for (const auto& [job_id, client_id] : expired) {
+    FinishActiveLocked(job_id, JobState::kFailed, kAgentDisconnectedError);
+    if (client == nullptr) DispatchLocked(client_id);
+  }
+}
+
+void JobEngine::ReapOrphans() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!shutdown_) {
+    bool any = std::any_of(active_.begin(), active_.end(), [](auto& kv) {
+      return kv.second.orphaned_since_us != 0;
+    });
+    if (!any) {
+      orphans_cv_.wait(lock);
+      continue;
+    }
+    // Granularity: a tenth of the grace, at most a second.
+    auto step = std::min<std::chrono::milliseconds>(
+        std::max<std::chrono::milliseconds>(options_.reconnect_grace / 10,
+                                            std::chrono::milliseconds(10)),
+        std::chrono::seconds(1));
+    orphans_cv_.wait_for(lock, step);
+    if (!shutdown_) FailOrphansLocked(nullptr);
+  }
 }
 
 StatusOr<JobEngine::ActiveJob*> JobEngine::ActiveForLocked(
@@ -295,6 +369,8 @@ void JobEngine::Shutdown() {
     std::lock_guard<std::mutex> lock(mu_);
     shutdown_ = true;
   }
+  orphans_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
   registry_->CloseAll();
 }
 
@@ -436,7 +512,9 @@ Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
   CAIRN_ASSIGN_OR_RETURN(std::string ticket, SignTicketLocked(job, a));
   MediaAssignment m{media.address, std::move(ticket), options_.data_key};
 
-  CAIRN_RETURN_IF_ERROR(catalog_->StartJob(job.job_id, a.media_id));
+  CAIRN_RETURN_IF_ERROR(catalog_->StartJob(
+      job.job_id, a.media_id,
+      job.kind == JobKind::kBackup ? a.backup_id : std::string()));
   AgentCommand command;
   if (job.kind == JobKind::kBackup) {
     BackupAssignment b;

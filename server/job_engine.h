@@ -23,10 +23,13 @@
 //             Not ok: FinishJob(kFailed, the agent's error).
 //   cancel    a queued job is cancelled in place; a running one also gets a
 //             CancelAssignment pushed to its agent. A late result is ignored.
-//   session   when the session a job is bound to ends, the job fails with
-//             kAgentDisconnectedError - unless the client reconnected and
-//             listed the job as still running (it is then bound to the new
-//             session). During Shutdown() sessions end without failing jobs:
+//   session   when the session a job is bound to ends, the job waits up to
+//             `reconnect_grace` for its client to reconnect and list it as
+//             still running in its Hello (it is then bound to the new
+//             session and goes on); otherwise - grace over, or the client
+//             reconnected without listing it - it fails with
+//             kAgentDisconnectedError. A network blip does not fail a long
+//             backup. During Shutdown() sessions end without failing jobs:
 //             the catalog fails them with its own reason on the next Open.
 // Revoking a client (ClientRevoked) closes its session and fails its queued
 // jobs. Every state change notifies `events`.
@@ -41,12 +44,14 @@
 #define CAIRN_SERVER_JOB_ENGINE_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "server/agent_registry.h"
@@ -72,6 +77,9 @@ struct JobEngineOptions {
   // encrypted. Handed to an agent only inside its own job's assignment.
   std::string data_key;
   std::chrono::seconds ticket_ttl = std::chrono::hours(12);
+  // How long a running job outlives its agent's connection (see above);
+  // zero: it fails at once.
+  std::chrono::milliseconds reconnect_grace = std::chrono::seconds(60);
   uint32_t chunk_size = 4u << 20;
   int zstd_level = 1;
   // Called before a successful backup is recorded: OK if media agent
@@ -106,6 +114,7 @@ class JobEngine {
   // None is owned; all must outlive the engine.
   JobEngine(Catalog* catalog, AgentRegistry* registry, JobEvents* events,
             JobEngineOptions options);
+  ~JobEngine();
 
   // Queues a job (dispatching it at once if the client is connected and
   // idle). Returns the job as stored. InvalidArgument for an empty path or
@@ -152,6 +161,9 @@ class JobEngine {
     std::string backup_id;
     std::string parent_id;
     int64_t started_us = 0;
+    // When its session ended (0: bound to a live session); the job fails
+    // once reconnect_grace has passed.
+    int64_t orphaned_since_us = 0;
   };
   struct MediaChoice {
     std::string media_id;
@@ -174,6 +186,11 @@ class JobEngine {
   StatusOr<ActiveJob*> ActiveForLocked(const std::string& client_id,
                                        uint64_t session_id, uint64_t job_id);
   std::string NewBackupIdLocked(const std::string& client_id, int64_t now_us);
+  // Fails jobs orphaned longer than reconnect_grace (and, with `client`,
+  // that client's orphaned jobs at once). REQUIRES: mu_ held.
+  void FailOrphansLocked(const std::string* client);
+  // The thread that runs FailOrphansLocked while jobs are orphaned.
+  void ReapOrphans();
   // A backup on a separate media agent is recorded only with that media
   // agent's signed CommitReceipt matching the job (common/commit_receipt.h).
   Status CheckReceiptLocked(const ActiveJob& a, uint64_t job_id,
@@ -188,6 +205,8 @@ class JobEngine {
   std::map<uint64_t, ActiveJob> active_;  // running jobs; guarded by mu_
   bool shutdown_ = false;                 // guarded by mu_
   uint64_t id_counter_ = 0;               // guarded by mu_
+  std::condition_variable orphans_cv_;    // wakes the reaper
+  std::thread reaper_;
 };
 
 }  // namespace cairn

@@ -3,6 +3,7 @@
 //   cairn-server init --dir DIR [--name HOST]... [--encrypt] [--json]
 //   cairn-server run  --dir DIR [--listen HOST:PORT] [--embedded-media
 //                     --store REPO] [--media-address HOST:PORT]
+//                     [--reconnect-grace SECONDS]
 //                     [--config FILE] [--log-level LEVEL]
 //
 // `run` stops gracefully on SIGTERM or SIGINT: the signals are blocked in
@@ -116,6 +117,12 @@ int main(int argc, char** argv) {
       "--media-address", flags.media_address,
       "Embedded media: address agents dial for the data path (default: the "
       "server's own address)");
+  int reconnect_grace_s = 60;
+  auto* grace_opt =
+      run->add_option("--reconnect-grace", reconnect_grace_s,
+                      "Seconds a running job waits for its agent to "
+                      "reconnect before it fails (default 60)")
+          ->check(CLI::Range(0, 86400));
 
   CLI11_PARSE(app, argc, argv);
 
@@ -138,6 +145,9 @@ int main(int argc, char** argv) {
   if (listen_opt->count()) o.listen = flags.listen;
   if (embedded_opt->count()) o.embedded_media = true;
   if (store_opt->count()) o.store = flags.store;
+  if (grace_opt->count()) {
+    o.reconnect_grace = std::chrono::seconds(reconnect_grace_s);
+  }
   if (media_addr_opt->count()) o.media_address = flags.media_address;
   if (!log_level.empty()) config.log_level = log_level;
   if (Status s = InitLogging("cairn-server", config.log_level); !s.ok()) {

@@ -28,6 +28,16 @@ Status LoadServerConfig(const std::string& path, ServerConfig* config) {
     return r.ErrorAt("heartbeat_seconds", "must be 1..3600");
   }
   o.heartbeat_interval = std::chrono::seconds(heartbeat);
+  CAIRN_ASSIGN_OR_RETURN(
+      int64_t reconnect,
+      r.GetInt(
+          "reconnect_grace_seconds",
+          std::chrono::duration_cast<std::chrono::seconds>(o.reconnect_grace)
+              .count()));
+  if (reconnect < 0 || reconnect > 86400) {
+    return r.ErrorAt("reconnect_grace_seconds", "must be 0..86400");
+  }
+  o.reconnect_grace = std::chrono::seconds(reconnect);
 
   CAIRN_ASSIGN_OR_RETURN(ConfigReader backup, r.GetSection("backup"));
   CAIRN_ASSIGN_OR_RETURN(uint64_t chunk_size,

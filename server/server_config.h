@@ -7,6 +7,7 @@
 //   log_level: info
 //   shutdown_grace_seconds: 10
 //   heartbeat_seconds: 10
+//   reconnect_grace_seconds: 60   # a running job outlives a dropped stream
 //   backup:
 //     chunk_size: 4MiB
 //     zstd_level: 1

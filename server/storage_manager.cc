@@ -43,6 +43,7 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
   engine_options.data_key = home.data_key;
   engine_options.chunk_size = options.chunk_size;
   engine_options.zstd_level = options.zstd_level;
+  engine_options.reconnect_grace = options.reconnect_grace;
   if (options.embedded_media) {
     RepositoryOptions ropts;
     ropts.create_if_missing = true;

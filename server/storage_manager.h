@@ -59,6 +59,8 @@ struct StorageManagerOptions {
   std::string media_address;
   std::chrono::seconds shutdown_grace{10};
   std::chrono::milliseconds heartbeat_interval = std::chrono::seconds(10);
+  // How long a running job waits for its agent to reconnect (JobEngine).
+  std::chrono::milliseconds reconnect_grace = std::chrono::seconds(60);
   uint32_t chunk_size = 4u << 20;
   int zstd_level = 1;
 };

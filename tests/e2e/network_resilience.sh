@@ -31,7 +31,7 @@ CHUNKS=$(( (IMAGE_BYTES + 4194303) / 4194304 ))
 
 step "cairn-server init, run on $ADDR"
 net_server_init --encrypt
-net_server_start
+net_server_start --reconnect-grace 5
 
 step "enroll and run an agent"
 CLIENT=$(net_enroll resilience-pc "$WORK/agent")
@@ -113,7 +113,7 @@ stop_pid "$SERVER_PID" KILL 10
 # The agent notices and retries with backoff while the server is away.
 wait_until 20 grep -q "reconnecting in" agent-2.log || fail "the agent did not notice the server died"
 sleep 1  # keep the server down for a moment so the agent backs off (not a wait for a condition)
-net_server_start
+net_server_start --reconnect-grace 5
 grep -q "job $JOB_B was running when the server stopped; marked failed" "$SERVER_LOG" ||
   fail "the restarted server did not fail job $JOB_B"
 REC=$(job_record "$JOB_B")
@@ -151,7 +151,7 @@ snapshot catalog-before.json
 grep -q "\"backup_id\": \"$BACKUP_A\"" catalog-before.json || fail "snapshot lacks $BACKUP_A"
 stop_pid "$SERVER_PID" TERM
 [ "$STOP_RC" -eq 0 ] || fail "cairn-server exited $STOP_RC on SIGTERM"
-net_server_start
+net_server_start --reconnect-grace 5
 snapshot catalog-after.json
 diff -u catalog-before.json catalog-after.json ||
   fail "the catalog listed differently after a restart"

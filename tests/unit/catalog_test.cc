@@ -488,12 +488,13 @@ TEST_F(CatalogTest, BackupJobLifecycle) {
   EXPECT_EQ(job->created_us, kStart);
 
   now_ += 1000;
-  ASSERT_TRUE(catalog_->StartJob(job->job_id, "ma1").ok());
+  ASSERT_TRUE(catalog_->StartJob(job->job_id, "ma1", "bk1").ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(catalog_->StartJob(job->job_id)));
   ASSERT_TRUE(catalog_->UpdateJobProgress(job->job_id, {10, 100, 5}).ok());
   auto got = catalog_->GetJob(job->job_id);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->state, JobState::kRunning);
+  EXPECT_EQ(got->backup_id, "bk1");  // the id its backup will have
   EXPECT_EQ(got->started_us, kStart + 1000);
   EXPECT_EQ(got->media_agent_id, "ma1");
   EXPECT_EQ(got->progress.done_bytes, 10u);

@@ -129,6 +129,26 @@ TEST_F(DataPathTest, RefusesWrongCallerOperationMediaSignerOrExpiry) {
   EXPECT_TRUE(repo_->manifests().List()->empty());
 }
 
+// A backup whose agent went away does not keep its session (and its chunks
+// pinned against GC) until the ticket expires: an idle session closes, and
+// the same ticket later opens a fresh one.
+TEST_F(DataPathTest, AnIdleBackupSessionIsClosed) {
+  std::string ticket = Ticket(SessionTicket::Operation::kBackup, "pc1", "b1");
+  std::vector<ChunkId> ids = {ComputeChunkId("x", nullptr)};
+  ASSERT_TRUE(path_->HasChunks("pc1", ticket, ids).ok());
+  EXPECT_EQ(path_->OpenSessions(), 1u);
+  now_ += DataPath::kIdleSessionUs / 2;
+  ASSERT_TRUE(path_->HasChunks("pc1", ticket, ids).ok());  // still in use
+  EXPECT_EQ(path_->OpenSessions(), 1u);
+  now_ += DataPath::kIdleSessionUs + 1;  // tickets are valid an hour
+  // Any call sweeps: here another job's, whose session is then the only one.
+  std::string other = Ticket(SessionTicket::Operation::kBackup, "pc2", "b2", 9);
+  ASSERT_TRUE(path_->HasChunks("pc2", other, ids).ok());
+  EXPECT_EQ(path_->OpenSessions(), 1u);
+  ASSERT_TRUE(path_->HasChunks("pc1", ticket, ids).ok());  // reopened
+  EXPECT_EQ(path_->OpenSessions(), 2u);
+}
+
 TEST_F(DataPathTest, CommitMustMatchTheTicket) {
   std::string data = testing::TextLikeBytes(128 << 10, 3);
   // The ticket allows b1; the agent tries to commit b2.

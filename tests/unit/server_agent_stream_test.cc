@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <thread>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -307,6 +308,50 @@ TEST_F(ServerAgentStreamTest, ReconnectKeepsTheJobsTheAgentStillRuns) {
   EXPECT_EQ(first.WaitEnded().error_code(), grpc::StatusCode::CANCELLED);
   ASSERT_TRUE(second.Result(Ok(cmd->backup())));
   EXPECT_EQ(WatchUntilDone(job.job_id()).state(), "succeeded");
+}
+
+// A stream that drops (network blip) does not fail the job at once: the
+// agent that reconnects within the grace and lists the job goes on with it.
+// One that reconnects without listing it has lost it: the job fails then.
+TEST_F(ServerAgentStreamTest, ADroppedStreamIsForgivenWithinTheReconnectGrace) {
+  reconnect_grace_ = std::chrono::seconds(30);
+  StartServer();
+  UseRemoteMedia();
+  TlsFiles creds = EnrollAgent("pc1");
+  v1::JobInfo job = StartBackup("pc1");
+  v1::BackupCommand cmd;
+  {
+    FakeAgent first(Channel(creds));
+    auto c = first.NextCommand();
+    ASSERT_TRUE(c && c->has_backup());
+    cmd = c->backup();
+  }  // the stream drops
+  // Once the server has seen the stream end, the job is still running.
+  auto connected = [&] {
+    v1::GetClientRequest req;
+    req.set_client_id("pc1");
+    v1::ClientInfo info;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    EXPECT_TRUE(AdminStub()->GetClient(&ctx, req, &info).ok());
+    return info.connected();
+  };
+  for (int i = 0; i < 500 && connected(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling
+  }
+  ASSERT_FALSE(connected());
+  EXPECT_EQ(catalog()->GetJob(job.job_id())->state, JobState::kRunning);
+  FakeAgent second(Channel(creds), {job.job_id()});
+  ASSERT_TRUE(second.Result(Ok(cmd)));
+  EXPECT_EQ(WatchUntilDone(job.job_id()).state(), "succeeded");
+
+  v1::JobInfo lost = StartBackup("pc1");
+  ASSERT_TRUE(second.NextCommand().has_value());
+  second.Close();
+  FakeAgent third(Channel(creds));  // lists nothing: the job is lost
+  v1::JobInfo done = WatchUntilDone(lost.job_id());
+  EXPECT_EQ(done.state(), "failed");
+  EXPECT_EQ(done.error(), JobEngine::kAgentDisconnectedError);
 }
 
 TEST_F(ServerAgentStreamTest, RevokedClientIsCutOffAndRefused) {

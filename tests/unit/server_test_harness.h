@@ -140,6 +140,7 @@ class ServerTest : public ::testing::Test {
     o.embedded_media = embedded_media;
     o.store = dir_.Sub("store");
     o.shutdown_grace = std::chrono::seconds(5);
+    o.reconnect_grace = reconnect_grace_;
     auto server = StorageManager::Start(o);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -249,6 +250,8 @@ class ServerTest : public ::testing::Test {
 
   ScratchDir dir_;
   bool initialized_ = false;
+  // Short, so that tests of a dropped agent do not wait a minute.
+  std::chrono::milliseconds reconnect_grace_ = std::chrono::milliseconds(300);
   std::unique_ptr<StorageManager> server_;
   std::string address_;
 };
