@@ -1,0 +1,197 @@
+// cairn-profile: collect a machine's hardware profile and diff two profiles,
+// with no server (DESIGN.md section 5; docs/formats/hardware-profile.md).
+//
+//   cairn-profile collect [--root DIR] [--text|--json] [--out FILE]
+//                         [--full] [--no-initramfs]
+//   cairn-profile diff --source FILE --target FILE [--json]
+//                      [--nic-map OLD=NEW]... [--source-modules DIR]
+//                      [--source-kernel VERSION] [--resolve-conflicts CHOICE]
+//   cairn-profile show FILE [--json] [--full]
+//
+// Exit codes are common/cli.h's: 0 ok (for diff: a plan with no blockers),
+// 1 diff found blockers, 2 usage or invalid input, 3 not found, 4 damaged
+// data, 5 precondition, 10 internal.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "agent/profile_collector.h"
+#include "common/cli.h"
+#include "common/hardware_profile.h"
+#include "common/strings.h"
+#include "server/profile_diff.h"
+
+namespace {
+
+using cairn::Status;
+using cairn::StatusOr;
+
+struct Args {
+  std::string command;
+  bool json = false;
+  bool text = false;
+  bool full = false;
+  bool no_initramfs = false;
+  std::string root = "/";
+  std::string out;
+  std::string source, target, file;
+  std::vector<std::string> nic_map;
+  std::string source_modules, source_kernel, resolve;
+};
+
+int Fail(const Status& s, bool json) {
+  return cairn::cli::ReportError(s, json);
+}
+
+int RunCollect(const Args& a) {
+  cairn::CollectOptions o;
+  o.root = a.root;
+  o.read_initramfs = !a.no_initramfs;
+  auto p = cairn::CollectHardwareProfile(o);
+  if (!p.ok()) return Fail(p.status(), a.json);
+  if (!a.out.empty()) {
+    // A file is what `diff` reads: binary unless --json, always with the
+    // module indices.
+    std::string bytes;
+    if (a.json) {
+      auto j =
+          cairn::HardwareProfileToJson(*p, /*include_module_indices=*/true);
+      if (!j.ok()) return Fail(j.status(), true);
+      bytes = *j;
+    } else {
+      bytes = cairn::EncodeHardwareProfileFile(*p);
+    }
+    if (Status s = cairn::WriteFileAtomically(a.out, bytes); !s.ok()) {
+      return Fail(s, a.json);
+    }
+    if (a.json) {
+      cairn::cli::PrintJson({{"written", a.out}, {"bytes", bytes.size()}});
+    } else if (a.text) {
+      std::cout << cairn::RenderHardwareProfileText(*p);
+    } else {
+      std::printf("wrote %s (%zu bytes)\n", a.out.c_str(), bytes.size());
+    }
+    return 0;
+  }
+  if (a.json) {
+    auto j = cairn::HardwareProfileToJson(*p, a.full);
+    if (!j.ok()) return Fail(j.status(), true);
+    std::cout << *j;
+  } else {
+    std::cout << cairn::RenderHardwareProfileText(*p);
+  }
+  return 0;
+}
+
+int RunShow(const Args& a) {
+  auto p = cairn::ReadHardwareProfileFile(a.file);
+  if (!p.ok()) return Fail(p.status(), a.json);
+  if (a.json) {
+    auto j = cairn::HardwareProfileToJson(*p, a.full);
+    if (!j.ok()) return Fail(j.status(), true);
+    std::cout << *j;
+  } else {
+    std::cout << cairn::RenderHardwareProfileText(*p);
+  }
+  return 0;
+}
+
+int RunDiff(const Args& a) {
+  cairn::ProfileDiffOptions o;
+  for (const auto& m : a.nic_map) {
+    size_t eq = m.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == m.size()) {
+      return Fail(
+          absl::InvalidArgumentError(cairn::StrCat(
+              "--nic-map '", m, "': expected OLD=NEW (NIC names or MACs)")),
+          a.json);
+    }
+    o.nic_map.emplace_back(m.substr(0, eq), m.substr(eq + 1));
+  }
+  o.source_module_dir = a.source_modules;
+  o.source_kernel = a.source_kernel;
+  o.conflict_choice = a.resolve;
+  auto s = cairn::ReadHardwareProfileFile(a.source);
+  if (!s.ok()) return Fail(s.status(), a.json);
+  auto t = cairn::ReadHardwareProfileFile(a.target);
+  if (!t.ok()) return Fail(t.status(), a.json);
+  auto plan = cairn::ProfileDiff(*s, *t, o);
+  if (!plan.ok()) return Fail(plan.status(), a.json);
+  if (a.json) {
+    auto j = cairn::ProfileDiffToJson(*plan);
+    if (!j.ok()) return Fail(j.status(), true);
+    std::cout << *j;
+  } else {
+    std::cout << cairn::RenderProfileDiffText(*plan);
+  }
+  return plan->blockers().empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{
+      "cairn-profile: collect hardware profiles and diff them (no server "
+      "needed). See docs/formats/hardware-profile.md."};
+  app.name("cairn-profile");
+  app.require_subcommand(1);
+
+  CLI::App* collect = app.add_subcommand(
+      "collect",
+      "Collect the hardware profile of this machine, or of a "
+      "recorded tree with --root");
+  collect->add_option("--root", a.root,
+                      "Root directory to read /sys, /proc, /etc, /boot and "
+                      "/lib/modules under (default /)");
+  collect->add_flag("--json", a.json, "JSON output (protobuf JSON mapping)");
+  collect->add_flag("--text", a.text, "Readable text output (the default)");
+  collect->add_option("--out", a.out,
+                      "Write the profile to FILE (binary, or JSON with "
+                      "--json) for `diff`");
+  collect->add_flag("--full", a.full,
+                    "Include the module indices in JSON printed to stdout");
+  collect->add_flag("--no-initramfs", a.no_initramfs,
+                    "Do not read initramfs images");
+
+  CLI::App* diff = app.add_subcommand(
+      "diff",
+      "Compare a source profile (the backed-up machine) with a "
+      "target profile and print the restore plan");
+  diff->add_option("--source", a.source, "Source profile file")->required();
+  diff->add_option("--target", a.target, "Target profile file")->required();
+  diff->add_flag("--json", a.json, "JSON output");
+  diff->add_option("--nic-map", a.nic_map,
+                   "Pair a source NIC with a target NIC: OLD=NEW, names or "
+                   "MACs (repeatable); others are paired in PCI order");
+  diff->add_option("--source-modules", a.source_modules,
+                   "Match modules with libkmod in this module directory "
+                   "instead of the indices recorded in the source profile");
+  diff->add_option("--source-kernel", a.source_kernel,
+                   "The source kernel version the restored system boots");
+  diff->add_option("--resolve-conflicts", a.resolve,
+                   "Explicit choice for devices the source kernel cannot "
+                   "drive: use-template-kernel or proceed-without-driver");
+
+  CLI::App* show = app.add_subcommand("show", "Print a profile file");
+  show->add_option("FILE", a.file, "Profile file")->required();
+  show->add_flag("--json", a.json, "JSON output");
+  show->add_flag("--full", a.full, "Include the module indices in JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (collect->parsed()) {
+    if (a.json && a.text && a.out.empty()) {
+      return Fail(
+          absl::InvalidArgumentError("--json and --text exclude each other"),
+          true);
+    }
+    return RunCollect(a);
+  }
+  if (diff->parsed()) return RunDiff(a);
+  return RunShow(a);
+}
