@@ -33,7 +33,8 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
                 "heartbeat_seconds: ", c.heartbeat_interval.count(), "\n",
                 "reconnect_max_seconds: ", c.reconnect_max_delay.count(), "\n",
                 "progress_seconds: ", c.progress_interval.count(), "\n",
-                "threads: ", c.threads, "\n");
+                "threads: ", c.threads, "\n",
+                "profile_root: ", Quote(c.profile_root), "\n");
 }
 
 StatusOr<AgentConfig> ParseAgentConfig(std::string_view text,
@@ -58,6 +59,8 @@ StatusOr<AgentConfig> ParseAgentConfig(std::string_view text,
     return config.ErrorAt("threads", "must be from 0 to 1024");
   }
   c.threads = static_cast<int>(threads);
+  CAIRN_ASSIGN_OR_RETURN(c.profile_root,
+                         config.GetString("profile_root", c.profile_root));
   CAIRN_RETURN_IF_ERROR(config.Finish());
   if (c.server.empty()) {
     return absl::InvalidArgumentError(

@@ -9,6 +9,9 @@
 //   reconnect_max_seconds: 60           # backoff ceiling, 1..3600
 //   progress_seconds: 2                 # progress reports, 1..3600
 //   threads: 0                          # pipeline workers; 0: one per core
+//   profile_root: "/"                   # where the hardware profile is read
+//                                       # (/sys, /proc, /etc, /boot, /lib);
+//                                       # "" sends no profile
 //
 // Unknown keys are errors (typos do not pass silently).
 //
@@ -34,6 +37,7 @@ struct AgentConfig {
   std::chrono::seconds reconnect_max_delay{60};
   std::chrono::seconds progress_interval{2};
   int threads = 0;
+  std::string profile_root = "/";
 };
 
 // The YAML text for `config` (only the keys above).

@@ -10,6 +10,8 @@
 #include "agent/control_client.h"
 #include "agent/grpc_media_connector.h"
 #include "agent/job_runner.h"
+#include "agent/profile_collector.h"
+#include "common/hardware_profile.h"
 #include "common/tls.h"
 
 namespace cairn {
@@ -41,6 +43,21 @@ Status RunAgentDaemon(const AgentDaemonOptions& options) {
   client_options.hostname = config.hostname;
   client_options.heartbeat_interval = config.heartbeat_interval;
   client_options.backoff.max_delay = config.reconnect_max_delay;
+  if (!config.profile_root.empty()) {
+    client_options.profile_source =
+        [root = config.profile_root]() -> StatusOr<v1::ProfileReport> {
+      CollectOptions collect;
+      collect.root = root;
+      CAIRN_ASSIGN_OR_RETURN(v1::HardwareProfile profile,
+                             CollectHardwareProfile(collect));
+      v1::ProfileReport report;
+      uint64_t raw_size = 0;
+      CAIRN_ASSIGN_OR_RETURN(*report.mutable_profile_zstd(),
+                             CompressHardwareProfile(profile, &raw_size));
+      report.set_raw_size(raw_size);
+      return report;
+    };
+  }
   ControlClient client(MakeControlChannel(config.server, creds),
                        client_options);
   JobRunnerOptions runner_options;

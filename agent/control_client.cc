@@ -90,6 +90,20 @@ bool ControlClient::WriteLocked(const v1::AgentMessage& message) {
   return false;
 }
 
+void ControlClient::SendProfile() {
+  if (!options_.profile_source) return;
+  auto report = options_.profile_source();
+  if (!report.ok()) {
+    spdlog::warn("hardware profile not sent: {}",
+                 ToStd(report.status().message()));
+    return;
+  }
+  v1::AgentMessage m;
+  *m.mutable_profile() = *std::move(report);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  WriteLocked(m);
+}
+
 void ControlClient::FlushResultsLocked() {
   while (!pending_results_.empty()) {
     v1::AgentMessage m;
@@ -145,6 +159,7 @@ void ControlClient::HandleCommand(const v1::ServerCommand& command,
   };
   switch (command.kind_case()) {
     case v1::ServerCommand::kBackup:
+      SendProfile();  // the backup records the profile current at its start
       submit(BackupJobFromProto(command.backup()), "backup");
       break;
     case v1::ServerCommand::kRestore:
@@ -193,6 +208,7 @@ bool ControlClient::RunStream(JobRunner* runner) {
       FlushResultsLocked();
     }
   }
+  SendProfile();
 
   // Heartbeats, silence detection and the shutdown grace period.
   std::thread heartbeat([&] {

@@ -31,6 +31,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +53,10 @@ struct ControlClientOptions {
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
   // Longest wait for the channel to connect before each Connect.
   std::chrono::milliseconds connect_wait{std::chrono::seconds(10)};
+  // The machine's hardware profile, sent after every Hello and when a
+  // backup job arrives (empty: none is sent; an error is logged and
+  // nothing is sent). Called from the stream's reader thread.
+  std::function<StatusOr<v1::ProfileReport>()> profile_source;
 };
 
 // A channel to the storage manager for the control stream: mutual TLS
@@ -88,6 +93,8 @@ class ControlClient final : public JobReporter {
   // `connect_wait` has passed (see the comment in the .cc file).
   void WaitForChannel();
   void HandleCommand(const v1::ServerCommand& command, JobRunner* runner);
+  // Collects and sends the profile (options_.profile_source), if any.
+  void SendProfile();
   // REQUIRES: write_mu_ held.
   bool WriteLocked(const v1::AgentMessage& message);
   void FlushResultsLocked();

@@ -13,6 +13,7 @@ grpc::ChannelArguments MediaChannelArguments() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMediaMaxMessageBytes);
   args.SetMaxSendMessageSize(kMediaMaxMessageBytes);
+
   return args;
 }
 
@@ -34,15 +35,42 @@ RemoteMedia::RemoteMedia(std::shared_ptr<grpc::Channel> channel,
       max_in_flight_bytes_(max_in_flight_bytes) {}
 
 RemoteMedia::~RemoteMedia() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (PendingPut* p : in_flight_) p->ctx.TryCancel();
-  put_done_.wait(lock, [&] { return in_flight_.empty(); });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (PendingPut* p : in_flight_) p->ctx.TryCancel();
+    for (auto& p : queue_) pending_bytes_ -= p->bytes;
+    queue_.clear();
+  }
+  work_.notify_all();
+  for (std::thread& t : uploaders_) t.join();
 }
 
 Status RemoteMedia::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
-  put_done_.wait(lock, [&] { return in_flight_.empty(); });
+  put_done_.wait(lock, [&] { return queue_.empty() && in_flight_.empty(); });
   return put_error_;
+}
+
+void RemoteMedia::Upload() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    std::unique_ptr<PendingPut> p = std::move(queue_.front());
+    queue_.pop_front();
+    Status status;
+    if (put_error_.ok()) {  // after a failure the rest is not sent
+      in_flight_.insert(p.get());
+      lock.unlock();
+      status = FromGrpc(stub_->PutChunk(&p->ctx, p->req, &p->resp), "PutChunk");
+      lock.lock();
+      in_flight_.erase(p.get());
+    }
+    if (!status.ok() && put_error_.ok()) put_error_ = std::move(status);
+    pending_bytes_ -= p->bytes;
+    put_done_.notify_all();
+  }
 }
 
 void RemoteMedia::Prepare(grpc::ClientContext* ctx) const {
@@ -83,37 +111,26 @@ StatusOr<std::vector<bool>> RemoteMedia::HasChunks(
 }
 
 Status RemoteMedia::PutChunk(const ChunkId& id, std::string_view stored) {
-  auto* p = new PendingPut;  // owned by the callback below
+  auto p = std::make_unique<PendingPut>();
   p->bytes = stored.size();
   p->req.set_ticket(ticket_);
   p->req.set_id(std::string(id.AsStringView()));
   p->req.set_stored(std::string(stored));
   Prepare(&p->ctx);
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    put_done_.wait(lock, [&] {
-      return !put_error_.ok() || in_flight_.empty() ||
-             in_flight_bytes_ + p->bytes <= max_in_flight_bytes_;
-    });
-    if (!put_error_.ok()) {
-      delete p;
-      return put_error_;
+  std::unique_lock<std::mutex> lock(mu_);
+  put_done_.wait(lock, [&] {
+    return !put_error_.ok() || pending_bytes_ == 0 ||
+           pending_bytes_ + p->bytes <= max_in_flight_bytes_;
+  });
+  if (!put_error_.ok()) return put_error_;
+  if (uploaders_.empty()) {
+    for (int i = 0; i < kUploaders; ++i) {
+      uploaders_.emplace_back([this] { Upload(); });
     }
-    in_flight_.insert(p);
-    in_flight_bytes_ += p->bytes;
   }
-  stub_->async()->PutChunk(&p->ctx, &p->req, &p->resp,
-                           [this, p](grpc::Status s) {
-                             Status status = FromGrpc(s, "PutChunk");
-                             std::lock_guard<std::mutex> lock(mu_);
-                             if (!status.ok() && put_error_.ok()) {
-                               put_error_ = std::move(status);
-                             }
-                             in_flight_.erase(p);
-                             in_flight_bytes_ -= p->bytes;
-                             delete p;
-                             put_done_.notify_all();
-                           });
+  pending_bytes_ += p->bytes;
+  queue_.push_back(std::move(p));
+  work_.notify_one();
   return absl::OkStatus();
 }
 

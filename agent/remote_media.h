@@ -3,14 +3,18 @@
 // carries the job's signed ticket and a deadline; errors come back as the
 // media agent's Status (PermissionDenied, DataLoss, ...) with the address.
 //
-// PutChunk is asynchronous: it sends the chunk and returns while the media
-// agent stores it, so the pipeline's workers read, hash and compress the
-// next batch instead of waiting a round trip per chunk. At most
-// `max_in_flight_bytes` of chunks are in flight (at least one chunk); a
-// PutChunk beyond that waits for room. The first failed put is returned by
-// the next PutChunk and by Commit, which waits for every put to finish
-// before it commits; the destructor cancels and waits for puts still in
-// flight.
+// PutChunk is asynchronous: it queues the chunk for kUploaders sender
+// threads and returns while the media agent stores it, so the pipeline's
+// workers read, hash and compress the next batch instead of waiting a round
+// trip per chunk. At most `max_in_flight_bytes` of chunks are queued or in
+// flight (at least one chunk); a PutChunk beyond that waits for room. The
+// first failed put is returned by the next PutChunk and by Commit, which
+// waits for every put to finish before it commits; the destructor cancels
+// puts in flight, drops queued ones and joins the senders.
+//
+// Why threads with synchronous calls rather than gRPC's callback API: on
+// gRPC 1.51 the callback client cost about twice the CPU per byte for 4 MiB
+// messages in the network benchmark (tests/bench/NETWORK.md).
 //
 // Thread safety: thread-safe (gRPC stubs are); the backup pipeline's workers
 // call it concurrently.
@@ -22,10 +26,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "cairn/v1/media.grpc.pb.h"
 #include "common/chunk_sink.h"
@@ -43,6 +50,7 @@ class RemoteMedia final : public ChunkSink, public ChunkSource {
   ~RemoteMedia() override;
 
   static constexpr uint64_t kDefaultMaxInFlightBytes = 32u << 20;
+  static constexpr int kUploaders = 4;
 
   // ChunkSink
   StatusOr<std::vector<bool>> HasChunks(std::span<const ChunkId> ids) override;
@@ -73,12 +81,18 @@ class RemoteMedia final : public ChunkSink, public ChunkSource {
   const uint64_t max_in_flight_bytes_;
 
   struct PendingPut;
+  void Upload();  // a sender thread's loop
+
   mutable std::mutex mu_;
-  std::condition_variable put_done_;
-  std::string receipt_;              // guarded by mu_
-  std::set<PendingPut*> in_flight_;  // guarded by mu_
-  uint64_t in_flight_bytes_ = 0;     // guarded by mu_
-  Status put_error_;                 // first failed put; guarded by mu_
+  std::condition_variable put_done_;  // a put finished
+  std::condition_variable work_;      // a put was queued, or stopping
+  std::string receipt_;               // guarded by mu_
+  std::deque<std::unique_ptr<PendingPut>> queue_;  // guarded by mu_
+  std::set<PendingPut*> in_flight_;                // guarded by mu_
+  uint64_t pending_bytes_ = 0;          // queued + in flight; guarded by mu_
+  Status put_error_;                    // first failed put; guarded by mu_
+  bool stopping_ = false;               // guarded by mu_
+  std::vector<std::thread> uploaders_;  // started by the first PutChunk
 };
 
 // Channel arguments every Cairn client uses for the media data path

@@ -136,6 +136,26 @@ StatusOr<v1::BackupInfo> AdminClient::GetBackup(const std::string& backup_id) {
   return resp;
 }
 
+StatusOr<v1::ProfileInfo> AdminClient::GetProfile(
+    const v1::GetProfileRequest& req) {
+  v1::ProfileInfo resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->GetProfile(&ctx, req, &resp), "GetProfile"));
+  return resp;
+}
+
+StatusOr<v1::DiffProfilesResponse> AdminClient::DiffProfiles(
+    const v1::DiffProfilesRequest& req) {
+  v1::DiffProfilesResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->DiffProfiles(&ctx, req, &resp), "DiffProfiles"));
+  return resp;
+}
+
 StatusOr<v1::JobInfo> AdminClient::StartRestore(
     const v1::StartRestoreRequest& req) {
   v1::JobInfo resp;

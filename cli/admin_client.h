@@ -47,6 +47,9 @@ class AdminClient {
   StatusOr<v1::ListJobsResponse> ListJobs(const std::string& client_id,
                                           const std::string& state);
   StatusOr<v1::JobInfo> CancelJob(uint64_t job_id);
+  StatusOr<v1::ProfileInfo> GetProfile(const v1::GetProfileRequest& request);
+  StatusOr<v1::DiffProfilesResponse> DiffProfiles(
+      const v1::DiffProfilesRequest& request);
   // Calls `on_update` with each state of the job as the server streams it;
   // returns when the stream ends (OK) or fails.
   Status WatchJob(uint64_t job_id,

@@ -133,6 +133,41 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
        CtlCommand::kJobsCancel)
       ->add_option("ID", inv->id, "Job id")
       ->required();
+
+  // profile
+  CLI::App* profile =
+      app->add_subcommand("profile", "Hardware profiles (DESIGN.md 5)");
+  profile->require_subcommand(1);
+  CLI::App* pshow =
+      Leaf(profile, "show",
+           "A client's latest hardware profile, or the one recorded with a "
+           "backup",
+           inv, CtlCommand::kProfileShow);
+  pshow->add_option("CLIENT", inv->id, "Client id")->required();
+  pshow->add_option("--at", inv->at_backup,
+                    "The profile recorded with this backup of the client");
+  pshow->add_flag("--full", inv->full,
+                  "--json: include each kernel's module indices");
+  pshow->add_option("--out", inv->out,
+                    "Also write the profile file (usable as --target-file)");
+  CLI::App* pdiff =
+      Leaf(profile, "diff",
+           "What restoring a backup onto a target changes: modules, NICs, "
+           "disks, boot mode",
+           inv, CtlCommand::kProfileDiff);
+  pdiff->add_option("--source", inv->backup, "Backup to restore")->required();
+  auto* tclient = pdiff->add_option("--target", inv->client,
+                                    "Target client (its latest profile)");
+  auto* tfile = pdiff->add_option(
+      "--target-file", inv->target_file,
+      "Target profile file (cairn-profile collect, or profile show --out)");
+  tclient->excludes(tfile);
+  pdiff->add_option("--nic-map", inv->nic_map,
+                    "Pair NICs explicitly: SOURCE=TARGET (name or MAC); "
+                    "repeatable");
+  pdiff->add_option("--conflict-choice", inv->conflict_choice,
+                    "For devices the source kernel cannot drive: "
+                    "use-template-kernel or proceed-without-driver");
 }
 
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
@@ -242,6 +277,26 @@ Status ValidateInvocation(const CtlInvocation& inv) {
     case CtlCommand::kJobsWatch:
     case CtlCommand::kJobsCancel:
       CAIRN_RETURN_IF_ERROR(ParseJobId(inv.id).status());
+      break;
+    case CtlCommand::kProfileDiff:
+      if (inv.client.empty() == inv.target_file.empty()) {
+        return absl::InvalidArgumentError(
+            "profile diff needs --target CLIENT or --target-file FILE");
+      }
+      if (!inv.conflict_choice.empty() &&
+          inv.conflict_choice != "use-template-kernel" &&
+          inv.conflict_choice != "proceed-without-driver") {
+        return absl::InvalidArgumentError(
+            "--conflict-choice is use-template-kernel or "
+            "proceed-without-driver");
+      }
+      for (const std::string& pair : inv.nic_map) {
+        size_t eq = pair.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size()) {
+          return absl::InvalidArgumentError(
+              StrCat("--nic-map '", pair, "' is not SOURCE=TARGET"));
+        }
+      }
       break;
     default:
       break;

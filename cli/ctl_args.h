@@ -9,6 +9,9 @@
 //     backups list [--client ID] | show ID
 //     restore start --backup ID --target PATH [--client ID] [--wait]
 //     jobs list [--client ID] [--state S] | watch ID | cancel ID
+//     profile show CLIENT [--at BACKUP] [--full] [--out FILE]
+//     profile diff --source BACKUP (--target CLIENT | --target-file FILE)
+//                  [--nic-map SRC=DST]... [--conflict-choice C]
 //
 // Global flags may also follow the command. --server and --cred-dir
 // default to $CAIRN_SERVER and $CAIRN_CRED_DIR.
@@ -42,6 +45,8 @@ enum class CtlCommand {
   kJobsList,
   kJobsWatch,
   kJobsCancel,
+  kProfileShow,
+  kProfileDiff,
 };
 
 struct CtlInvocation {
@@ -62,6 +67,13 @@ struct CtlInvocation {
   std::string state;   // jobs list
   bool incremental = false;  // backup start
   bool wait = false;         // backup start, restore start
+  // profile show / diff
+  std::string at_backup;             // show --at
+  bool full = false;                 // show --full: module indices in the JSON
+  std::string out;                   // show --out: the binary profile file
+  std::string target_file;           // diff --target-file
+  std::vector<std::string> nic_map;  // diff --nic-map
+  std::string conflict_choice;       // diff --conflict-choice
 };
 
 // Defines every command and flag on `app`, writing into `*inv` (which must

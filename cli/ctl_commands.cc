@@ -5,6 +5,8 @@
 #include "cli/ctl_output.h"
 #include "cli/job_watch.h"
 #include "common/cli.h"
+#include "common/hardware_profile.h"
+#include "common/strings.h"
 
 namespace cairn::ctl {
 namespace {
@@ -36,6 +38,80 @@ int StartedJob(AdminClient* client, const StatusOr<v1::JobInfo>& job,
   }
   if (!inv.json) std::cerr << FormatJobQueued(*job) << std::endl;
   return WatchJobToEnd(client, job->job_id(), inv.json);
+}
+
+// profile show: the profile as text, or JSON (module indices only with
+// --full), optionally written to a file too.
+int ShowProfile(AdminClient* client, const CtlInvocation& inv) {
+  v1::GetProfileRequest req;
+  if (inv.at_backup.empty()) {
+    req.set_client_id(inv.id);
+  } else {
+    req.set_backup_id(inv.at_backup);
+  }
+  auto info = client->GetProfile(req);
+  if (!info.ok()) return ReportCtlError(info.status(), inv.json);
+  if (!inv.at_backup.empty() && info->client_id() != inv.id) {
+    return ReportCtlError(
+        absl::InvalidArgumentError(
+            StrCat("backup '", inv.at_backup, "' belongs to client '",
+                   info->client_id(), "', not '", inv.id, "'")),
+        inv.json);
+  }
+  auto profile = DecompressHardwareProfile(
+      info->profile_zstd(), info->raw_size(), "the server's answer");
+  if (!profile.ok()) return ReportCtlError(profile.status(), inv.json);
+  if (!inv.out.empty()) {
+    Status s =
+        WriteFileAtomically(inv.out, EncodeHardwareProfileFile(*profile));
+    if (!s.ok()) return ReportCtlError(s, inv.json);
+  }
+  if (inv.json) {
+    auto body = HardwareProfileToJson(*profile, inv.full);
+    if (!body.ok()) return ReportCtlError(body.status(), inv.json);
+    nlohmann::json out = {
+        {"client_id", info->client_id()},
+        {"profile_sha256", info->profile_sha256()},
+        {"reported", cli::FormatTimestamp(info->reported_unix_us())},
+        {"profile", nlohmann::json::parse(*body, nullptr, false)}};
+    cli::PrintJson(out);
+  } else {
+    std::cout << "profile " << info->profile_sha256() << " of "
+              << info->client_id() << ", reported "
+              << cli::FormatTimestamp(info->reported_unix_us()) << "\n"
+              << RenderHardwareProfileText(*profile);
+  }
+  return kExitOk;
+}
+
+// profile diff: the plan, computed by the server.
+int DiffProfiles(AdminClient* client, const CtlInvocation& inv) {
+  v1::DiffProfilesRequest req;
+  req.set_source_backup_id(inv.backup);
+  if (inv.target_file.empty()) {
+    req.set_target_client_id(inv.client);
+  } else {
+    auto target = ReadHardwareProfileFile(inv.target_file);
+    if (!target.ok()) return ReportCtlError(target.status(), inv.json);
+    uint64_t raw_size = 0;
+    auto zstd = CompressHardwareProfile(*target, &raw_size);
+    if (!zstd.ok()) return ReportCtlError(zstd.status(), inv.json);
+    req.set_target_raw_size(raw_size);
+    req.set_target_profile_zstd(*std::move(zstd));
+  }
+  for (const std::string& pair : inv.nic_map) req.add_nic_map(pair);
+  req.set_conflict_choice(inv.conflict_choice);
+  auto resp = client->DiffProfiles(req);
+  if (!resp.ok()) return ReportCtlError(resp.status(), inv.json);
+  if (inv.json) {
+    nlohmann::json plan = nlohmann::json::parse(resp->json(), nullptr, false);
+    cli::PrintJson({{"source_profile_sha256", resp->source_profile_sha256()},
+                    {"target_profile_sha256", resp->target_profile_sha256()},
+                    {"plan", plan}});
+  } else {
+    std::cout << resp->text();
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -103,6 +179,10 @@ int RunCtlCommandWith(AdminClient* client, const CtlInvocation& inv) {
             return nlohmann::json{{"backups", a}};
           },
           FormatBackups);
+    case CtlCommand::kProfileShow:
+      return ShowProfile(client, inv);
+    case CtlCommand::kProfileDiff:
+      return DiffProfiles(client, inv);
     case CtlCommand::kBackupsShow:
       return Print(client->GetBackup(inv.id), json, BackupToJson, FormatBackup);
     case CtlCommand::kRestoreStart: {

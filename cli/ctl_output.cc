@@ -25,27 +25,7 @@ std::string Percent(uint64_t done, uint64_t total) {
 
 }  // namespace
 
-int ExitCodeForStatus(const Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return kExitOk;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kAlreadyExists:
-      return kExitUsage;
-    case absl::StatusCode::kNotFound:
-      return kExitNotFound;
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kFailedPrecondition:
-      return kExitDenied;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-      return kExitUnavailable;
-    default:
-      return kExitOther;
-  }
-}
+int ExitCodeForStatus(const Status& s) { return cli::ExitCode(s); }
 
 bool IsTerminalJobState(std::string_view state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
@@ -58,15 +38,7 @@ int ExitCodeForJob(const v1::JobInfo& job) {
 }
 
 int ReportCtlError(const Status& s, bool json) {
-  if (json) {
-    cli::PrintJson({{"error",
-                     {{"code", absl::StatusCodeToString(s.code())},
-                      {"message", std::string(ToStd(s.message()))}}}});
-  } else {
-    std::fprintf(stderr, "error: %s\n",
-                 std::string(ToStd(s.message())).c_str());
-  }
-  return ExitCodeForStatus(s);
+  return cli::ReportError(s, json);
 }
 
 std::string FormatTable(const std::vector<std::string>& header,

@@ -22,21 +22,24 @@
 
 namespace cairn::ctl {
 
+// The exit codes of every Cairn CLI (common/cli.h).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitJobFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitNotFound = 3;
+inline constexpr int kExitDataLoss = 4;
 inline constexpr int kExitDenied = 5;
+inline constexpr int kExitExhausted = 6;
 inline constexpr int kExitUnavailable = 7;
 inline constexpr int kExitOther = 10;
 
-int ExitCodeForStatus(const Status& status);
+int ExitCodeForStatus(const Status& status);  // cli::ExitCode
 // 0 for succeeded, 1 for failed or cancelled, 0 for a job still running.
 int ExitCodeForJob(const v1::JobInfo& job);
 bool IsTerminalJobState(std::string_view state);
 
-// Prints "error: <message>" to stderr, or with `json` the object
-// {"error": {"code": "UNAVAILABLE", "message": ...}} to stdout; returns
+// cli::ReportError: "error: <message>" on stderr, or with `json` the object
+// {"error": {"code": "UNAVAILABLE", "message": ...}} on stdout; returns
 // ExitCodeForStatus.
 int ReportCtlError(const Status& status, bool json);
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/compression.h"
 #include "common/crc32c.h"
 #include "common/strings.h"
 
@@ -416,6 +417,38 @@ std::string RenderHardwareProfileText(const v1::HardwareProfile& p) {
     for (const auto& w : p.warnings()) line("  ", w);
   }
   return o;
+}
+
+StatusOr<std::string> CompressHardwareProfile(
+    const v1::HardwareProfile& profile, uint64_t* raw_size) {
+  std::string raw = profile.SerializeAsString();
+  *raw_size = raw.size();
+  std::string out;
+  CAIRN_RETURN_IF_ERROR(ZstdCompress(raw, 3, &out));
+  return out;
+}
+
+StatusOr<v1::HardwareProfile> DecompressHardwareProfile(
+    std::string_view profile_zstd, uint64_t raw_size, std::string_view what,
+    std::string* serialized) {
+  if (raw_size == 0 || raw_size > kMaxSerializedProfileBytes) {
+    return absl::InvalidArgumentError(
+        StrCat(what, ": a profile is 1..", kMaxSerializedProfileBytes,
+               " bytes serialized, not ", raw_size));
+  }
+  std::string raw;
+  Status s = ZstdDecompress(profile_zstd, raw_size, &raw);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat(what, ": does not decompress: ", ToStd(s.message())));
+  }
+  v1::HardwareProfile profile;
+  if (!profile.ParseFromString(raw)) {
+    return absl::InvalidArgumentError(
+        StrCat(what, ": is not a serialized HardwareProfile"));
+  }
+  if (serialized != nullptr) *serialized = std::move(raw);
+  return profile;
 }
 
 }  // namespace cairn

@@ -35,6 +35,21 @@ std::string EncodeHardwareProfileFile(const v1::HardwareProfile& profile);
 StatusOr<v1::HardwareProfile> ParseHardwareProfile(std::string_view bytes,
                                                    std::string_view name);
 
+// The wire and catalog form (agent.proto ProfileReport, admin.proto
+// ProfileInfo): a zstd frame of the serialized HardwareProfile and its
+// size. Largest accepted serialized size:
+inline constexpr uint64_t kMaxSerializedProfileBytes = 64u << 20;
+// Compresses `profile`; sets `*raw_size` to its serialized size.
+StatusOr<std::string> CompressHardwareProfile(
+    const v1::HardwareProfile& profile, uint64_t* raw_size);
+// Decompresses and parses; `what` names it in errors. InvalidArgument if
+// `raw_size` is 0 or above the limit, the frame does not decompress to
+// exactly `raw_size` bytes, or the bytes are not a HardwareProfile. With
+// `serialized`, also returns the serialized bytes (for hashing).
+StatusOr<v1::HardwareProfile> DecompressHardwareProfile(
+    std::string_view profile_zstd, uint64_t raw_size, std::string_view what,
+    std::string* serialized = nullptr);
+
 // Reads and parses the file at `path` (at most 256 MiB).
 StatusOr<v1::HardwareProfile> ReadHardwareProfileFile(const std::string& path);
 

@@ -6,6 +6,7 @@
 
 #include "common/peer_identity.h"
 #include "common/strings.h"
+#include "server/profile_diff.h"
 #include "server/request_size.h"
 
 namespace cairn {
@@ -68,13 +69,15 @@ StatusOr<JobState> ParseJobState(std::string_view name) {
 AdminHandler::AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
                            JobEngine* engine, const AgentRegistry* registry,
                            const JobEvents* events,
-                           const PeerAuthorizer* authorizer)
+                           const PeerAuthorizer* authorizer,
+                           const ClientProfiles* profiles)
     : catalog_(catalog),
       enrollment_(enrollment),
       engine_(engine),
       registry_(registry),
       events_(events),
-      authorizer_(authorizer) {}
+      authorizer_(authorizer),
+      profiles_(profiles) {}
 
 StatusOr<PeerIdentity> AdminHandler::Authorize(
     grpc::ServerContext* ctx, const google::protobuf::Message* request,
@@ -319,6 +322,70 @@ grpc::Status AdminHandler::CancelJob(grpc::ServerContext* ctx,
   auto job = engine_->Cancel(req->job_id(), &audit);
   if (!job.ok()) return ToGrpcStatus(job.status());
   FillJob(*job, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::GetProfile(grpc::ServerContext* ctx,
+                                      const v1::GetProfileRequest* req,
+                                      v1::ProfileInfo* resp) {
+  auto peer = Authorize(ctx, req, kReaders, "Admin.GetProfile");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  if (req->client_id().empty() == req->backup_id().empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "name either a client (its latest profile) or a backup"));
+  }
+  auto found = req->backup_id().empty()
+                   ? profiles_->Latest(req->client_id())
+                   : profiles_->ForBackup(req->backup_id());
+  if (!found.ok()) return ToGrpcStatus(found.status());
+  resp->set_client_id(found->client_id);
+  resp->set_profile_sha256(found->sha256_hex);
+  resp->set_reported_unix_us(found->reported_us);
+  resp->set_profile_zstd(std::move(found->profile_zstd));
+  resp->set_raw_size(found->raw_size);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::DiffProfiles(grpc::ServerContext* ctx,
+                                        const v1::DiffProfilesRequest* req,
+                                        v1::DiffProfilesResponse* resp) {
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.DiffProfiles");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  if (req->source_backup_id().empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError("name the source backup"));
+  }
+  if (req->target_client_id().empty() == req->target_profile_zstd().empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "name either a target client or supply a target profile"));
+  }
+  auto source = profiles_->ForBackup(req->source_backup_id());
+  if (!source.ok()) return ToGrpcStatus(source.status());
+  auto target = req->target_client_id().empty()
+                    ? ClientProfiles::Decode(req->target_profile_zstd(),
+                                             req->target_raw_size(),
+                                             "the supplied target profile")
+                    : profiles_->Latest(req->target_client_id());
+  if (!target.ok()) return ToGrpcStatus(target.status());
+  ProfileDiffOptions options;
+  options.conflict_choice = req->conflict_choice();
+  for (const std::string& pair : req->nic_map()) {
+    size_t eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size()) {
+      return ToGrpcStatus(absl::InvalidArgumentError(StrCat(
+          "NIC mapping '", pair.substr(0, 80), "' is not SOURCE=TARGET")));
+    }
+    options.nic_map.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
+  }
+  auto plan = ProfileDiff(source->profile, target->profile, options);
+  if (!plan.ok()) return ToGrpcStatus(plan.status());
+  auto json = ProfileDiffToJson(*plan);
+  if (!json.ok()) return ToGrpcStatus(json.status());
+  resp->set_text(RenderProfileDiffText(*plan));
+  resp->set_json(*json);
+  resp->set_source_profile_sha256(source->sha256_hex);
+  resp->set_target_profile_sha256(target->sha256_hex);
   return grpc::Status::OK;
 }
 

@@ -22,6 +22,7 @@
 #include "cairn/v1/admin.grpc.pb.h"
 #include "server/agent_registry.h"
 #include "server/catalog.h"
+#include "server/client_profiles.h"
 #include "server/enrollment_service.h"
 #include "server/job_engine.h"
 #include "server/job_events.h"
@@ -37,7 +38,8 @@ class AdminHandler final : public v1::Admin::Service {
   // Nothing is owned; everything must outlive the handler.
   AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
                JobEngine* engine, const AgentRegistry* registry,
-               const JobEvents* events, const PeerAuthorizer* authorizer);
+               const JobEvents* events, const PeerAuthorizer* authorizer,
+               const ClientProfiles* profiles);
 
   grpc::Status CreateToken(grpc::ServerContext* ctx,
                            const v1::CreateTokenRequest* req,
@@ -72,6 +74,13 @@ class AdminHandler final : public v1::Admin::Service {
                          const v1::CancelJobRequest* req,
                          v1::JobInfo* resp) override;
 
+  grpc::Status GetProfile(grpc::ServerContext* ctx,
+                          const v1::GetProfileRequest* req,
+                          v1::ProfileInfo* resp) override;
+  grpc::Status DiffProfiles(grpc::ServerContext* ctx,
+                            const v1::DiffProfilesRequest* req,
+                            v1::DiffProfilesResponse* resp) override;
+
  private:
   // The caller's identity if `request` is within the control message limit
   // and the caller holds one of `roles` and is active; a refusal of a named
@@ -90,6 +99,7 @@ class AdminHandler final : public v1::Admin::Service {
   const AgentRegistry* const registry_;
   const JobEvents* const events_;
   const PeerAuthorizer* const authorizer_;
+  const ClientProfiles* const profiles_;
 };
 
 }  // namespace cairn

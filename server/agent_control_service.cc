@@ -157,17 +157,16 @@ class StreamSession final : public AgentSession {
 
 }  // namespace
 
-AgentControlHandler::AgentControlHandler(Catalog* catalog,
-                                         EnrollmentService* enrollment,
-                                         JobEngine* engine,
-                                         AgentRegistry* registry,
-                                         const PeerAuthorizer* authorizer,
-                                         AgentControlOptions options)
+AgentControlHandler::AgentControlHandler(
+    Catalog* catalog, EnrollmentService* enrollment, JobEngine* engine,
+    AgentRegistry* registry, const PeerAuthorizer* authorizer,
+    ClientProfiles* profiles, AgentControlOptions options)
     : catalog_(catalog),
       enrollment_(enrollment),
       engine_(engine),
       registry_(registry),
       authorizer_(authorizer),
+      profiles_(profiles),
       options_(options) {}
 
 grpc::Status AgentControlHandler::Enroll(grpc::ServerContext* context,
@@ -275,11 +274,21 @@ grpc::Status AgentControlHandler::Connect(grpc::ServerContext* context,
         s = engine_->ReportResult(client_id, *session_id,
                                   FromProto(message.result()));
         break;
+      case v1::AgentMessage::kProfile: {
+        auto added = profiles_->Record(
+            client_id, message.profile().profile_zstd(),
+            message.profile().raw_size(), absl::ToUnixMicros(absl::Now()));
+        if (added.ok() && *added) {
+          spdlog::info("agent {} reported a new hardware profile", client_id);
+        }
+        s = added.status();
+        break;
+      }
       case v1::AgentMessage::kHello:
       default:
         result = ToGrpcStatus(absl::InvalidArgumentError(
             "unexpected message on the Connect stream (Hello only once; "
-            "heartbeat, progress or result after it)"));
+            "heartbeat, progress, result or profile after it)"));
         break;
     }
     if (!result.ok()) break;

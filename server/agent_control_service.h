@@ -22,6 +22,7 @@
 #include "cairn/v1/agent.grpc.pb.h"
 #include "server/agent_registry.h"
 #include "server/catalog.h"
+#include "server/client_profiles.h"
 #include "server/enrollment_service.h"
 #include "server/job_engine.h"
 #include "server/peer_authorizer.h"
@@ -38,6 +39,7 @@ class AgentControlHandler final : public v1::AgentControl::Service {
   AgentControlHandler(Catalog* catalog, EnrollmentService* enrollment,
                       JobEngine* engine, AgentRegistry* registry,
                       const PeerAuthorizer* authorizer,
+                      ClientProfiles* profiles,
                       AgentControlOptions options = {});
 
   grpc::Status Enroll(grpc::ServerContext* context,
@@ -54,6 +56,7 @@ class AgentControlHandler final : public v1::AgentControl::Service {
   JobEngine* const engine_;
   AgentRegistry* const registry_;
   const PeerAuthorizer* const authorizer_;
+  ClientProfiles* const profiles_;
   const AgentControlOptions options_;
 };
 

@@ -32,6 +32,8 @@ constexpr std::string_view kJobStatePrefix = "s/";
 constexpr std::string_view kTokenPrefix = "t/";
 constexpr std::string_view kAuditPrefix = "a/";
 constexpr std::string_view kUserPrefix = "u/";
+constexpr std::string_view kProfileBlobPrefix = "P/";
+constexpr std::string_view kProfileHistoryPrefix = "p/";
 
 // Safety bound on chains (a chain longer than this is treated as a loop).
 constexpr size_t kMaxChainLength = 100000;
@@ -86,6 +88,17 @@ std::string AuditKey(uint64_t seq) {
   return key;
 }
 std::string UserKey(std::string_view name) { return StrCat(kUserPrefix, name); }
+std::string ProfileBlobKey(std::string_view sha_hex) {
+  return StrCat(kProfileBlobPrefix, sha_hex);
+}
+std::string ProfileHistoryPrefix(std::string_view client_id) {
+  return StrCat(kProfileHistoryPrefix, client_id, "/");
+}
+std::string ProfileHistoryKey(std::string_view client_id, int64_t reported_us) {
+  std::string key = ProfileHistoryPrefix(client_id);
+  PutBigEndian64(&key, static_cast<uint64_t>(reported_us));
+  return key;
+}
 
 // A printable form of a key for error messages: big-endian numbers in
 // decimal, other non-printable bytes as \xNN.
@@ -458,6 +471,39 @@ Status FromProto(const std::string& key, const v1::UserRecord& r, User* u) {
   return absl::OkStatus();
 }
 
+v1::ProfileBlobRecord ToProto(const ProfileBlob& b) {
+  v1::ProfileBlobRecord r;
+  r.set_profile_zstd(b.profile_zstd);
+  r.set_raw_size(b.raw_size);
+  r.set_first_seen_unix_us(b.first_seen_us);
+  return r;
+}
+Status FromProto(const std::string& key, const v1::ProfileBlobRecord& r,
+                 ProfileBlob* b) {
+  b->sha256_hex = key.substr(kProfileBlobPrefix.size());
+  b->profile_zstd = r.profile_zstd();
+  b->raw_size = r.raw_size();
+  b->first_seen_us = r.first_seen_unix_us();
+  return absl::OkStatus();
+}
+v1::ProfileHistoryRecord ToProto(const ProfileHistoryEntry& e) {
+  v1::ProfileHistoryRecord r;
+  r.set_client_id(e.client_id);
+  r.set_reported_unix_us(e.reported_us);
+  r.set_profile_sha256(e.profile_sha256);
+  return r;
+}
+Status FromProto(const std::string& key, const v1::ProfileHistoryRecord& r,
+                 ProfileHistoryEntry* e) {
+  if (key != ProfileHistoryKey(r.client_id(), r.reported_unix_us())) {
+    return Damaged(key, "profile history entry does not match the key");
+  }
+  e->client_id = r.client_id();
+  e->reported_us = r.reported_unix_us();
+  e->profile_sha256 = r.profile_sha256();
+  return absl::OkStatus();
+}
+
 // Domain type -> its protobuf record.
 template <typename T>
 struct RecordOf;
@@ -488,6 +534,14 @@ struct RecordOf<AuditEntry> {
 template <>
 struct RecordOf<User> {
   using type = v1::UserRecord;
+};
+template <>
+struct RecordOf<ProfileBlob> {
+  using type = v1::ProfileBlobRecord;
+};
+template <>
+struct RecordOf<ProfileHistoryEntry> {
+  using type = v1::ProfileHistoryRecord;
 };
 
 template <typename T>
@@ -1578,6 +1632,74 @@ Status Catalog::DeleteUser(std::string_view name, const AuditEntry* audit) {
   batch.Delete(UserKey(name));
   CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
   return Commit(&batch);
+}
+
+// ---- Hardware profiles -----------------------------------------------------
+
+namespace {
+bool IsSha256Hex(std::string_view s) {
+  return s.size() == 64 &&
+         s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+}  // namespace
+
+StatusOr<bool> Catalog::RecordClientProfile(std::string_view client_id,
+                                            const ProfileBlob& blob,
+                                            int64_t reported_us) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  if (!IsSha256Hex(blob.sha256_hex)) {
+    return absl::InvalidArgumentError(
+        "a profile is keyed by 64 lower-case hex digits of SHA-256");
+  }
+  if (blob.profile_zstd.empty()) {
+    return absl::InvalidArgumentError("the profile is empty");
+  }
+  CAIRN_ASSIGN_OR_RETURN(Client client, GetClient(client_id));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<ProfileHistoryEntry> history,
+                         ListClientProfiles(client.client_id));
+  if (!history.empty() && history.back().profile_sha256 == blob.sha256_hex) {
+    return false;  // unchanged since the last report
+  }
+  if (!history.empty() && reported_us <= history.back().reported_us) {
+    reported_us = history.back().reported_us + 1;  // keep the order strict
+  }
+  Batch batch(*this);
+  ProfileBlob existing;
+  bool found = false;
+  CAIRN_RETURN_IF_ERROR(MaybeReadRecord(
+      db_.get(), ProfileBlobKey(blob.sha256_hex), &existing, &found));
+  if (!found) {
+    ProfileBlob stored = blob;
+    stored.first_seen_us = reported_us;
+    batch.Put(ProfileBlobKey(blob.sha256_hex), stored);
+  }
+  ProfileHistoryEntry entry{client.client_id, reported_us, blob.sha256_hex};
+  batch.Put(ProfileHistoryKey(client.client_id, reported_us), entry);
+  CAIRN_RETURN_IF_ERROR(Commit(&batch));
+  return true;
+}
+
+StatusOr<ProfileBlob> Catalog::GetProfileBlob(
+    std::string_view sha256_hex) const {
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  if (!IsSha256Hex(sha256_hex)) {
+    return absl::InvalidArgumentError(
+        StrCat("'", sha256_hex.substr(0, 80), "' is not a profile id"));
+  }
+  ProfileBlob blob;
+  CAIRN_RETURN_IF_ERROR(ReadRecord(db_.get(), nullptr,
+                                   ProfileBlobKey(sha256_hex),
+                                   StrCat("profile ", sha256_hex), &blob));
+  return blob;
+}
+
+StatusOr<std::vector<ProfileHistoryEntry>> Catalog::ListClientProfiles(
+    std::string_view client_id) const {
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(client_id, "client id"));
+  return ListAll<ProfileHistoryEntry>(db_.get(),
+                                      ProfileHistoryPrefix(client_id));
 }
 
 // ---- Audit log -------------------------------------------------------------

@@ -195,6 +195,22 @@ class Catalog {
   StatusOr<std::vector<User>> ListUsers() const;  // sorted by name
   Status DeleteUser(std::string_view name, const AuditEntry* audit = nullptr);
 
+  // ---- Hardware profiles -------------------------------------------------
+
+  // Records that `client_id` reported the profile `blob` (content-addressed
+  // by blob.sha256_hex, which the caller computed) at `reported_us`: the
+  // blob is stored if new, and a history entry is added if the profile
+  // differs from the client's latest, all in one batch. Returns whether an
+  // entry was added. NotFound for an unknown client; InvalidArgument for a
+  // malformed id or an empty profile.
+  StatusOr<bool> RecordClientProfile(std::string_view client_id,
+                                     const ProfileBlob& blob,
+                                     int64_t reported_us);
+  StatusOr<ProfileBlob> GetProfileBlob(std::string_view sha256_hex) const;
+  // The client's profile history, oldest first.
+  StatusOr<std::vector<ProfileHistoryEntry>> ListClientProfiles(
+      std::string_view client_id) const;
+
   // ---- Audit log ---------------------------------------------------------
 
   // Appends `entry` with the next sequence number (persisted in the same

@@ -47,6 +47,21 @@ struct Client {
   std::string revoked_reason;
 };
 
+// A hardware profile as the catalog stores it (content-addressed).
+struct ProfileBlob {
+  std::string sha256_hex;    // SHA-256 of the serialized HardwareProfile
+  std::string profile_zstd;  // zstd frame of the serialized profile
+  uint64_t raw_size = 0;
+  int64_t first_seen_us = 0;
+};
+
+// One entry of a client's profile history.
+struct ProfileHistoryEntry {
+  std::string client_id;
+  int64_t reported_us = 0;
+  std::string profile_sha256;  // hex
+};
+
 // A media agent (cairn-media) owning a chunk store.
 struct MediaAgent {
   std::string media_agent_id;

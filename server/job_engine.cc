@@ -298,6 +298,12 @@ Status JobEngine::ReportResult(const std::string& client_id,
       e.stored_bytes = outcome.new_stored_bytes;
       e.chunk_count = outcome.chunks_new + outcome.chunks_deduplicated;
       e.encrypted = !options_.data_key.empty();
+      // The profile current when the backup is recorded (the agent reports
+      // one when the job starts).
+      if (auto history = catalog_->ListClientProfiles(a.client_id);
+          history.ok() && !history->empty()) {
+        e.profile_ref = history->back().profile_sha256;
+      }
       result = catalog_->CommitBackup(e, job_id);
       if (result.ok()) {
         active_.erase(job_id);

@@ -12,6 +12,7 @@
 #include "server/agent_registry.h"
 #include "server/catalog.h"
 #include "server/certificate_authority.h"
+#include "server/client_profiles.h"
 #include "server/embedded_media_service.h"
 #include "server/enrollment_service.h"
 #include "server/health_service.h"
@@ -88,12 +89,15 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
       m->catalog_.get(), m->ca_.get(), home.tls.cert_pem);
   AgentControlOptions agent_options;
   agent_options.heartbeat_interval = options.heartbeat_interval;
+  m->profiles_ = std::make_unique<ClientProfiles>(m->catalog_.get());
   m->agent_control_ = std::make_unique<AgentControlHandler>(
       m->catalog_.get(), m->enrollment_.get(), m->engine_.get(),
-      m->registry_.get(), m->authorizer_.get(), agent_options);
+      m->registry_.get(), m->authorizer_.get(), m->profiles_.get(),
+      agent_options);
   m->admin_ = std::make_unique<AdminHandler>(
       m->catalog_.get(), m->enrollment_.get(), m->engine_.get(),
-      m->registry_.get(), m->events_.get(), m->authorizer_.get());
+      m->registry_.get(), m->events_.get(), m->authorizer_.get(),
+      m->profiles_.get());
   m->health_ = std::make_unique<HealthHandler>(m->authorizer_.get());
 
   grpc::ServerBuilder builder;

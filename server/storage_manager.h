@@ -39,6 +39,7 @@ class Catalog;
 class CertificateAuthority;
 class DataPath;
 class EnrollmentService;
+class ClientProfiles;
 class HealthHandler;
 class JobEngine;
 class JobEvents;
@@ -99,6 +100,7 @@ class StorageManager {
   std::unique_ptr<EnrollmentService> enrollment_;
   std::unique_ptr<Repository> repository_;
   std::unique_ptr<DataPath> data_path_;
+  std::unique_ptr<ClientProfiles> profiles_;
   std::unique_ptr<AgentControlHandler> agent_control_;
   std::unique_ptr<AdminHandler> admin_;
   std::unique_ptr<HealthHandler> health_;

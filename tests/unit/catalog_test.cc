@@ -1125,3 +1125,54 @@ TEST_F(CatalogTest, KeysMatchTheDocumentedEncoding) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+ProfileBlob Blob(char fill) {
+  ProfileBlob b;
+  b.sha256_hex = std::string(64, fill);
+  b.profile_zstd = std::string("zstd-") + fill;
+  b.raw_size = 100;
+  return b;
+}
+
+// A client's profile history: an entry only when the profile changes; each
+// distinct profile stored once, shared between clients.
+TEST_F(CatalogTest, ProfilesAreContentAddressedWithAPerClientHistory) {
+  AddClient("pc-1");
+  AddClient("pc-2");
+  EXPECT_TRUE(*catalog_->RecordClientProfile("pc-1", Blob('a'), kStart));
+  EXPECT_FALSE(*catalog_->RecordClientProfile("pc-1", Blob('a'), kStart + 1));
+  EXPECT_TRUE(*catalog_->RecordClientProfile("pc-1", Blob('b'), kStart + 2));
+  EXPECT_TRUE(*catalog_->RecordClientProfile("pc-1", Blob('a'), kStart + 3));
+  EXPECT_TRUE(*catalog_->RecordClientProfile("pc-2", Blob('a'), kStart + 4));
+  auto history = catalog_->ListClientProfiles("pc-1");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[0].profile_sha256, std::string(64, 'a'));
+  EXPECT_EQ((*history)[1].profile_sha256, std::string(64, 'b'));
+  EXPECT_EQ((*history)[2].profile_sha256, std::string(64, 'a'));
+  EXPECT_EQ((*history)[2].reported_us, kStart + 3);
+  auto blob = catalog_->GetProfileBlob(std::string(64, 'a'));
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->profile_zstd, "zstd-a");
+  EXPECT_EQ(blob->first_seen_us, kStart);
+  EXPECT_EQ(catalog_->ListClientProfiles("pc-2")->size(), 1u);
+
+  // Bad input changes nothing.
+  EXPECT_TRUE(absl::IsNotFound(
+      catalog_->RecordClientProfile("nobody", Blob('c'), kStart).status()));
+  ProfileBlob bad = Blob('c');
+  bad.sha256_hex = "../../etc";
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      catalog_->RecordClientProfile("pc-1", bad, kStart).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(catalog_->GetProfileBlob("not-an-id").status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      catalog_->GetProfileBlob(std::string(64, 'c')).status()));
+  EXPECT_EQ(catalog_->ListClientProfiles("pc-1")->size(), 3u);
+}
+
+}  // namespace
+}  // namespace cairn
