@@ -49,7 +49,7 @@ class RemoteMedia final : public ChunkSink, public ChunkSource {
               uint64_t max_in_flight_bytes = kDefaultMaxInFlightBytes);
   ~RemoteMedia() override;
 
-  static constexpr uint64_t kDefaultMaxInFlightBytes = 32u << 20;
+  static constexpr uint64_t kDefaultMaxInFlightBytes = 16u << 20;
   static constexpr int kUploaders = 4;
 
   // ChunkSink
