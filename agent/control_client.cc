@@ -175,6 +175,9 @@ void ControlClient::HandleCommand(const v1::ServerCommand& command,
       break;
     case v1::ServerCommand::kHeartbeat:
       break;
+    case v1::ServerCommand::kProfileRequest:
+      SendProfile();
+      break;
     default:
       spdlog::warn("ignoring an unknown command from the server");
       break;

@@ -108,12 +108,14 @@ class Collector {
 
   Status Run() {
     CAIRN_RETURN_IF_ERROR(CollectOs());
-    CAIRN_RETURN_IF_ERROR(CollectFirmware());
-    CAIRN_RETURN_IF_ERROR(CollectCpuAndMemory());
-    CAIRN_RETURN_IF_ERROR(CollectPlatform());
-    CAIRN_RETURN_IF_ERROR(CollectPci());
-    CAIRN_RETURN_IF_ERROR(CollectDisks());
-    CAIRN_RETURN_IF_ERROR(CollectNics());
+    if (options_.read_machine_state) {
+      CAIRN_RETURN_IF_ERROR(CollectFirmware());
+      CAIRN_RETURN_IF_ERROR(CollectCpuAndMemory());
+      CAIRN_RETURN_IF_ERROR(CollectPlatform());
+      CAIRN_RETURN_IF_ERROR(CollectPci());
+      CAIRN_RETURN_IF_ERROR(CollectDisks());
+      CAIRN_RETURN_IF_ERROR(CollectNics());
+    }
     CAIRN_RETURN_IF_ERROR(CollectKernels());
     CAIRN_RETURN_IF_ERROR(CollectPackages());
     CAIRN_RETURN_IF_ERROR(CollectNetworkConfig());
@@ -623,10 +625,12 @@ class Collector {
   }
 
   Status CollectKernels() {
-    CAIRN_ASSIGN_OR_RETURN(auto running, Attr("/proc/sys/kernel/osrelease"));
-    p_->set_running_kernel(running.value_or(""));
-    CAIRN_ASSIGN_OR_RETURN(auto cmdline, Attr("/proc/cmdline"));
-    p_->set_kernel_cmdline(cmdline.value_or(""));
+    if (options_.read_machine_state) {
+      CAIRN_ASSIGN_OR_RETURN(auto running, Attr("/proc/sys/kernel/osrelease"));
+      p_->set_running_kernel(running.value_or(""));
+      CAIRN_ASSIGN_OR_RETURN(auto cmdline, Attr("/proc/cmdline"));
+      p_->set_kernel_cmdline(cmdline.value_or(""));
+    }
 
     std::set<std::string> versions;
     CAIRN_ASSIGN_OR_RETURN(auto boot_kind, root_.KindOf("/boot"));
@@ -679,6 +683,7 @@ class Collector {
     }
     if (versions.empty()) Warn("no kernels found in /boot or /lib/modules");
 
+    if (!options_.read_machine_state) return absl::OkStatus();
     CAIRN_ASSIGN_OR_RETURN(auto modules,
                            root_.ReadOptional("/proc/modules", 4u << 20));
     if (modules.has_value()) {
@@ -1037,7 +1042,9 @@ StatusOr<v1::HardwareProfile> CollectHardwareProfile(
               .count();
   }
   p.set_collected_unix_us(now);
-  p.set_collected_from(StrCat("live:", options.root));
+  p.set_collected_from(options.collected_from.empty()
+                           ? StrCat("live:", options.root)
+                           : options.collected_from);
   Collector c(root, options, &p);
   CAIRN_RETURN_IF_ERROR(c.Run());
   return p;

@@ -38,6 +38,15 @@ struct CollectOptions {
   bool read_initramfs = true;
   // Timestamp to record; 0 means now.
   int64_t collected_unix_us = 0;
+  // Read the machine's running state under /sys, /proc and /run/udev:
+  // firmware, CPU, memory, platform, PCI devices, disks, NICs, the running
+  // kernel, its command line and loaded modules. False for a tree that holds
+  // only a machine's files (the offline collector's copy of a disk image,
+  // agent/offline_profile_collector.h): those fields are left empty and
+  // only /etc, /boot, /lib/modules and /var/lib/dpkg are read.
+  bool read_machine_state = true;
+  // HardwareProfile.collected_from; empty means "live:ROOT".
+  std::string collected_from;
 };
 
 StatusOr<v1::HardwareProfile> CollectHardwareProfile(

@@ -1,8 +1,9 @@
 // cairn-profile: collect a machine's hardware profile and diff two profiles,
 // with no server (DESIGN.md section 5; docs/formats/hardware-profile.md).
 //
-//   cairn-profile collect [--root DIR] [--text|--json] [--out FILE]
-//                         [--full] [--no-initramfs]
+//   cairn-profile collect [--root DIR | --image PATH [--format FMT]]
+//                         [--text|--json] [--out FILE] [--full]
+//                         [--no-initramfs]
 //   cairn-profile diff --source FILE --target FILE [--json]
 //                      [--nic-map OLD=NEW]... [--source-modules DIR]
 //                      [--source-kernel VERSION] [--resolve-conflicts CHOICE]
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "agent/offline_profile_collector.h"
 #include "agent/profile_collector.h"
 #include "common/cli.h"
 #include "common/hardware_profile.h"
@@ -33,6 +35,7 @@ struct Args {
   bool full = false;
   bool no_initramfs = false;
   std::string root = "/";
+  std::string image, format;
   std::string out;
   std::string source, target, file;
   std::vector<std::string> nic_map;
@@ -44,10 +47,18 @@ int Fail(const Status& s, bool json) {
 }
 
 int RunCollect(const Args& a) {
-  cairn::CollectOptions o;
-  o.root = a.root;
-  o.read_initramfs = !a.no_initramfs;
-  auto p = cairn::CollectHardwareProfile(o);
+  StatusOr<cairn::v1::HardwareProfile> p;
+  if (!a.image.empty()) {
+    cairn::OfflineCollectOptions o;
+    o.format = a.format;
+    o.read_initramfs = !a.no_initramfs;
+    p = cairn::CollectOfflineProfile(a.image, o);
+  } else {
+    cairn::CollectOptions o;
+    o.root = a.root;
+    o.read_initramfs = !a.no_initramfs;
+    p = cairn::CollectHardwareProfile(o);
+  }
   if (!p.ok()) return Fail(p.status(), a.json);
   if (!a.out.empty()) {
     // A file is what `diff` reads: binary unless --json, always with the
@@ -139,11 +150,21 @@ int main(int argc, char** argv) {
 
   CLI::App* collect = app.add_subcommand(
       "collect",
-      "Collect the hardware profile of this machine, or of a "
-      "recorded tree with --root");
-  collect->add_option("--root", a.root,
-                      "Root directory to read /sys, /proc, /etc, /boot and "
-                      "/lib/modules under (default /)");
+      "Collect the hardware profile of this machine, of a "
+      "recorded tree with --root, or of a disk image with --image");
+  CLI::Option* root_opt =
+      collect->add_option("--root", a.root,
+                          "Root directory to read /sys, /proc, /etc, /boot and "
+                          "/lib/modules under (default /)");
+  collect
+      ->add_option("--image", a.image,
+                   "Profile the operating system in this disk image offline "
+                   "through libguestfs (read-only; hardware fields stay "
+                   "empty)")
+      ->excludes(root_opt);
+  collect->add_option("--format", a.format,
+                      "Image format for --image (raw, qcow2, ...; default: "
+                      "detected)");
   collect->add_flag("--json", a.json, "JSON output (protobuf JSON mapping)");
   collect->add_flag("--text", a.text, "Readable text output (the default)");
   collect->add_option("--out", a.out,
@@ -185,6 +206,9 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (collect->parsed()) {
+    if (!a.format.empty() && a.image.empty()) {
+      return Fail(absl::InvalidArgumentError("--format needs --image"), a.json);
+    }
     if (a.json && a.text && a.out.empty()) {
       return Fail(
           absl::InvalidArgumentError("--json and --text exclude each other"),

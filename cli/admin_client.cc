@@ -146,6 +146,15 @@ StatusOr<v1::ProfileInfo> AdminClient::GetProfile(
   return resp;
 }
 
+Status AdminClient::RefreshProfile(const std::string& client_id) {
+  v1::RefreshProfileRequest req;
+  req.set_client_id(client_id);
+  v1::RefreshProfileResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  return FromGrpc(stub_->RefreshProfile(&ctx, req, &resp), "RefreshProfile");
+}
+
 StatusOr<v1::DiffProfilesResponse> AdminClient::DiffProfiles(
     const v1::DiffProfilesRequest& req) {
   v1::DiffProfilesResponse resp;

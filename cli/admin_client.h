@@ -48,6 +48,7 @@ class AdminClient {
                                           const std::string& state);
   StatusOr<v1::JobInfo> CancelJob(uint64_t job_id);
   StatusOr<v1::ProfileInfo> GetProfile(const v1::GetProfileRequest& request);
+  Status RefreshProfile(const std::string& client_id);
   StatusOr<v1::DiffProfilesResponse> DiffProfiles(
       const v1::DiffProfilesRequest& request);
   // Calls `on_update` with each state of the job as the server streams it;

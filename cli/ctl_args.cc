@@ -150,6 +150,11 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
                   "--json: include each kernel's module indices");
   pshow->add_option("--out", inv->out,
                     "Also write the profile file (usable as --target-file)");
+  Leaf(profile, "refresh",
+       "Ask a connected client's agent to report its hardware profile now", inv,
+       CtlCommand::kProfileRefresh)
+      ->add_option("CLIENT", inv->id, "Client id")
+      ->required();
   CLI::App* pdiff =
       Leaf(profile, "diff",
            "What restoring a backup onto a target changes: modules, NICs, "

@@ -9,7 +9,7 @@
 //     backups list [--client ID] | show ID
 //     restore start --backup ID --target PATH [--client ID] [--wait]
 //     jobs list [--client ID] [--state S] | watch ID | cancel ID
-//     profile show CLIENT [--at BACKUP] [--full] [--out FILE]
+//     profile show CLIENT [--at BACKUP] [--full] [--out FILE] | refresh CLIENT
 //     profile diff --source BACKUP (--target CLIENT | --target-file FILE)
 //                  [--nic-map SRC=DST]... [--conflict-choice C]
 //
@@ -46,6 +46,7 @@ enum class CtlCommand {
   kJobsWatch,
   kJobsCancel,
   kProfileShow,
+  kProfileRefresh,
   kProfileDiff,
 };
 

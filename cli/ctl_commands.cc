@@ -183,6 +183,19 @@ int RunCtlCommandWith(AdminClient* client, const CtlInvocation& inv) {
       return ShowProfile(client, inv);
     case CtlCommand::kProfileDiff:
       return DiffProfiles(client, inv);
+    case CtlCommand::kProfileRefresh: {
+      Status s = client->RefreshProfile(inv.id);
+      if (!s.ok()) return ReportCtlError(s, json);
+      if (json) {
+        cli::PrintJson({{"client_id", inv.id}, {"requested", true}});
+      } else {
+        std::cout << "asked " << inv.id
+                  << " for its hardware profile; see it with: cairnctl "
+                     "profile show "
+                  << inv.id << "\n";
+      }
+      return kExitOk;
+    }
     case CtlCommand::kBackupsShow:
       return Print(client->GetBackup(inv.id), json, BackupToJson, FormatBackup);
     case CtlCommand::kRestoreStart: {

@@ -43,3 +43,36 @@ if(CAIRN_BUILD_TESTS)
     PROPERTIES LABELS unit TIMEOUT 120
     DISCOVERY_TIMEOUT 60)
 endif()
+
+# cairn_profile_offline: the offline collector (profiles of disk images
+# through libguestfs). A separate library so that only its users link
+# libguestfs.
+pkg_check_modules(GUESTFS REQUIRED IMPORTED_TARGET libguestfs)
+add_library(cairn_profile_offline
+  ${PROJECT_SOURCE_DIR}/agent/offline_profile_collector.cc)
+target_link_libraries(cairn_profile_offline
+  PUBLIC cairn_profile
+  PRIVATE cairn_warnings PkgConfig::GUESTFS)
+target_link_libraries(cairn-profile PRIVATE cairn_profile_offline)
+
+if(CAIRN_BUILD_TESTS)
+  # Launches a libguestfs appliance per image (20-25 s under TCG): label
+  # e2e. The Debian images come from tests/fixtures (FIXTURES_REQUIRED
+  # debian_images builds them on a fresh machine first).
+  add_executable(cairn_profile_offline_tests
+    ${PROJECT_SOURCE_DIR}/tests/e2e/profile_offline_test.cc)
+  target_compile_definitions(cairn_profile_offline_tests PRIVATE
+    CAIRN_PROFILE_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data/profiles")
+  target_link_libraries(cairn_profile_offline_tests PRIVATE
+    cairn_profile_offline cairn_test_fixtures GTest::gmock GTest::gtest_main
+    cairn_warnings)
+  gtest_discover_tests(cairn_profile_offline_tests
+    TEST_PREFIX "profile_offline."
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES
+      LABELS e2e
+      TIMEOUT 600
+      RESOURCE_LOCK cairn_vm
+      FIXTURES_REQUIRED debian_images
+      ENVIRONMENT "LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg")
+endif()

@@ -305,10 +305,16 @@ std::string RenderHardwareProfileText(const v1::HardwareProfile& p) {
   std::string flags;
   for (const auto& f : p.cpu().flags())
     flags += StrCat(flags.empty() ? "" : " ", f);
-  line("CPU:       ", p.cpu().model_name(), " (", p.cpu().vendor(), ", ",
-       p.cpu().logical_cpus(), " logical CPUs)");
-  line("CPU flags: ", flags);
-  line("Memory:    ", HumanBytes(p.memory().total_bytes()));
+  if (p.cpu().logical_cpus() == 0 && p.memory().total_bytes() == 0) {
+    // An offline profile (a disk image) knows no CPU, memory or devices.
+    line("CPU:       unknown (", p.collected_from(), ")");
+    line("Memory:    unknown");
+  } else {
+    line("CPU:       ", p.cpu().model_name(), " (", p.cpu().vendor(), ", ",
+         p.cpu().logical_cpus(), " logical CPUs)");
+    line("CPU flags: ", flags);
+    line("Memory:    ", HumanBytes(p.memory().total_bytes()));
+  }
   line("");
   line("Disks:");
   for (const auto& d : p.disks()) {

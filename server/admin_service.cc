@@ -67,7 +67,7 @@ StatusOr<JobState> ParseJobState(std::string_view name) {
 }  // namespace
 
 AdminHandler::AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
-                           JobEngine* engine, const AgentRegistry* registry,
+                           JobEngine* engine, AgentRegistry* registry,
                            const JobEvents* events,
                            const PeerAuthorizer* authorizer,
                            const ClientProfiles* profiles)
@@ -343,6 +343,24 @@ grpc::Status AdminHandler::GetProfile(grpc::ServerContext* ctx,
   resp->set_reported_unix_us(found->reported_us);
   resp->set_profile_zstd(std::move(found->profile_zstd));
   resp->set_raw_size(found->raw_size);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::RefreshProfile(grpc::ServerContext* ctx,
+                                          const v1::RefreshProfileRequest* req,
+                                          v1::RefreshProfileResponse*) {
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.RefreshProfile");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto client = catalog_->GetClient(req->client_id());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  if (!registry_->Send(client->client_id, 0, ProfileRequestCommand{})) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        StrCat("client '", client->client_id,
+               "' is not connected; its agent reports a profile when it "
+               "connects")));
+  }
   return grpc::Status::OK;
 }
 

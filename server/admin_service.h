@@ -37,7 +37,7 @@ class AdminHandler final : public v1::Admin::Service {
  public:
   // Nothing is owned; everything must outlive the handler.
   AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
-               JobEngine* engine, const AgentRegistry* registry,
+               JobEngine* engine, AgentRegistry* registry,
                const JobEvents* events, const PeerAuthorizer* authorizer,
                const ClientProfiles* profiles);
 
@@ -77,6 +77,9 @@ class AdminHandler final : public v1::Admin::Service {
   grpc::Status GetProfile(grpc::ServerContext* ctx,
                           const v1::GetProfileRequest* req,
                           v1::ProfileInfo* resp) override;
+  grpc::Status RefreshProfile(grpc::ServerContext* ctx,
+                              const v1::RefreshProfileRequest* req,
+                              v1::RefreshProfileResponse* resp) override;
   grpc::Status DiffProfiles(grpc::ServerContext* ctx,
                             const v1::DiffProfilesRequest* req,
                             v1::DiffProfilesResponse* resp) override;
@@ -96,7 +99,7 @@ class AdminHandler final : public v1::Admin::Service {
   Catalog* const catalog_;
   EnrollmentService* const enrollment_;
   JobEngine* const engine_;
-  const AgentRegistry* const registry_;
+  AgentRegistry* const registry_;
   const JobEvents* const events_;
   const PeerAuthorizer* const authorizer_;
   const ClientProfiles* const profiles_;

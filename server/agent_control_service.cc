@@ -43,6 +43,8 @@ v1::ServerCommand ToProto(const AgentCommand& command) {
     ToProto(r->media, p->mutable_media());
   } else if (const auto* c = std::get_if<CancelAssignment>(&command)) {
     out.mutable_cancel()->set_job_id(c->job_id);
+  } else if (std::holds_alternative<ProfileRequestCommand>(command)) {
+    out.mutable_profile_request();
   }
   return out;
 }

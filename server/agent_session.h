@@ -42,8 +42,11 @@ struct CancelAssignment {
   uint64_t job_id = 0;
 };
 
-using AgentCommand =
-    std::variant<BackupAssignment, RestoreAssignment, CancelAssignment>;
+// Asks the agent for its hardware profile now.
+struct ProfileRequestCommand {};
+
+using AgentCommand = std::variant<BackupAssignment, RestoreAssignment,
+                                  CancelAssignment, ProfileRequestCommand>;
 
 // An agent's progress report for a running job.
 struct JobProgressReport {

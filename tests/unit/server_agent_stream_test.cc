@@ -14,6 +14,7 @@
 #include "agent/remote_media.h"
 #include "common/chunk_format.h"
 #include "common/commit_receipt.h"
+#include "common/hardware_profile.h"
 #include "common/image_reader.h"
 #include "common/session_ticket.h"
 #include "server/job_engine.h"
@@ -352,6 +353,71 @@ TEST_F(ServerAgentStreamTest, ADroppedStreamIsForgivenWithinTheReconnectGrace) {
   v1::JobInfo done = WatchUntilDone(lost.job_id());
   EXPECT_EQ(done.state(), "failed");
   EXPECT_EQ(done.error(), JobEngine::kAgentDisconnectedError);
+}
+
+// Profiles: a report is stored once per distinct content, a backup records
+// the profile current when it is committed, and an admin can ask a
+// connected agent for a fresh one.
+TEST_F(ServerAgentStreamTest, ProfilesAreStoredLinkedAndRequestedOnDemand) {
+  StartServer();
+  UseRemoteMedia();
+  FakeAgent agent(Channel(EnrollAgent("pc1")));
+  v1::HardwareProfile p;
+  p.set_running_kernel("6.1.0-pc1");
+  p.set_collected_unix_us(1);
+  v1::AgentMessage m;
+  uint64_t raw = 0;
+  auto zstd = CompressHardwareProfile(p, &raw);
+  ASSERT_TRUE(zstd.ok());
+  m.mutable_profile()->set_profile_zstd(*zstd);
+  m.mutable_profile()->set_raw_size(raw);
+  ASSERT_TRUE(agent.Write(m));
+  p.set_collected_unix_us(2);  // same hardware, collected again
+  zstd = CompressHardwareProfile(p, &raw);
+  m.mutable_profile()->set_profile_zstd(*zstd);
+  ASSERT_TRUE(agent.Write(m));
+  v1::BackupCommand b = RunBackupJob(agent, /*incremental=*/false);
+  auto history = catalog()->ListClientProfiles("pc1");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ(catalog()->GetBackup(b.backup_id())->profile_ref,
+            (*history)[0].profile_sha256);
+
+  v1::GetProfileRequest get;
+  get.set_backup_id(b.backup_id());
+  v1::ProfileInfo info;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(AdminStub()->GetProfile(&ctx, get, &info).ok());
+  }
+  auto back =
+      DecompressHardwareProfile(info.profile_zstd(), info.raw_size(), "answer");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->running_kernel(), "6.1.0-pc1");
+
+  // Garbage is refused and changes nothing.
+  m.mutable_profile()->set_profile_zstd("not zstd");
+  ASSERT_TRUE(agent.Write(m));
+  v1::RefreshProfileRequest refresh;
+  refresh.set_client_id("pc1");
+  v1::RefreshProfileResponse none;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(AdminStub()->RefreshProfile(&ctx, refresh, &none).ok());
+  }
+  auto cmd = agent.NextCommand();
+  ASSERT_TRUE(cmd.has_value());
+  EXPECT_TRUE(cmd->has_profile_request());
+  EXPECT_EQ(catalog()->ListClientProfiles("pc1")->size(), 1u);
+  refresh.set_client_id("nobody");
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    EXPECT_EQ(AdminStub()->RefreshProfile(&ctx, refresh, &none).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
 }
 
 TEST_F(ServerAgentStreamTest, RevokedClientIsCutOffAndRefused) {
