@@ -30,13 +30,7 @@ std::string_view TrimNl(std::string_view s) {
   return s;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-    s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.remove_suffix(1);
-  return s;
-}
+std::string_view Trim(std::string_view s) { return TrimSpace(s); }
 
 std::string Join(std::string_view dir, std::string_view name) {
   if (dir == "/") return StrCat("/", name);
@@ -62,15 +56,7 @@ bool IsPciAddress(std::string_view s) {
 }
 
 std::vector<std::string_view> Lines(std::string_view text) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t j = text.find('\n', i);
-    if (j == std::string_view::npos) j = text.size();
-    out.push_back(text.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
+  return SplitLines(text);
 }
 
 StatusOr<uint64_t> ParseU64(std::string_view text, std::string_view path) {

@@ -16,18 +16,6 @@ namespace {
 
 constexpr size_t kMaxModaliasBytes = 1024;
 
-std::vector<std::string_view> SplitLines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t j = text.find('\n', i);
-    if (j == std::string_view::npos) j = text.size();
-    lines.push_back(text.substr(i, j - i));
-    i = j + 1;
-  }
-  return lines;
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() &&
          (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))

@@ -5,9 +5,11 @@
 #ifndef CAIRN_COMMON_STRINGS_H_
 #define CAIRN_COMMON_STRINGS_H_
 
+#include <cctype>
 #include <concepts>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -47,6 +49,29 @@ std::string StrCat(const Args&... args) {
 }
 
 // absl::string_view (e.g. Status::message()) to std::string_view.
+// The lines of `text` without their '\n' (a final line without one counts;
+// an empty text has none). Views into `text`.
+inline std::vector<std::string_view> SplitLines(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find('\n', i);
+    if (j == std::string_view::npos) j = text.size();
+    out.push_back(text.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// `s` without leading and trailing white space (std::isspace).
+inline std::string_view TrimSpace(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
+  return s;
+}
+
 inline std::string_view ToStd(absl::string_view s) {
   return {s.data(), s.size()};
 }
