@@ -11,6 +11,7 @@
 
 #include "common/compression.h"
 #include "common/crc32c.h"
+#include "common/env.h"
 #include "common/strings.h"
 
 namespace cairn {
@@ -214,32 +215,9 @@ StatusOr<v1::HardwareProfile> ReadHardwareProfileFile(const std::string& path) {
 }
 
 Status WriteFileAtomically(const std::string& path, std::string_view contents) {
-  std::string tmp = StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, "create", tmp);
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoToStatus(err, "write", tmp);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoToStatus(err, "sync", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoToStatus(err, "rename", path);
-  }
-  return absl::OkStatus();
+  // common/env.h's writer: temporary file, fsync, rename, directory sync.
+  return WriteFileAtomically(Env::Default(), contents,
+                             StrCat(path, ".tmp.", ::getpid()), path);
 }
 
 StatusOr<std::string> HardwareProfileToJson(const v1::HardwareProfile& profile,
