@@ -125,6 +125,18 @@ StatusOr<v1::ListBackupsResponse> AdminClient::ListBackups(
   return resp;
 }
 
+StatusOr<v1::OpenBrowseResponse> AdminClient::OpenBrowse(
+    const std::vector<std::string>& backup_ids) {
+  v1::OpenBrowseRequest req;
+  for (const std::string& id : backup_ids) req.add_backup_ids(id);
+  v1::OpenBrowseResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->OpenBrowse(&ctx, req, &resp), "OpenBrowse"));
+  return resp;
+}
+
 StatusOr<v1::BackupInfo> AdminClient::GetBackup(const std::string& backup_id) {
   v1::GetBackupRequest req;
   req.set_backup_id(backup_id);

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cairn/v1/admin.grpc.pb.h"
 #include "common/status.h"
@@ -51,6 +52,8 @@ class AdminClient {
   Status RefreshProfile(const std::string& client_id);
   StatusOr<v1::DiffProfilesResponse> DiffProfiles(
       const v1::DiffProfilesRequest& request);
+  StatusOr<v1::OpenBrowseResponse> OpenBrowse(
+      const std::vector<std::string>& backup_ids);
   // Calls `on_update` with each state of the job as the server streams it;
   // returns when the stream ends (OK) or fails.
   Status WatchJob(uint64_t job_id,

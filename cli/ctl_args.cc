@@ -173,6 +173,56 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
   pdiff->add_option("--conflict-choice", inv->conflict_choice,
                     "For devices the source kernel cannot drive: "
                     "use-template-kernel or proceed-without-driver");
+
+  // browse
+  CLI::App* browse = app->add_subcommand(
+      "browse",
+      "Browse and fetch files of image backups without restoring them "
+      "(DESIGN.md 6)");
+  browse->require_subcommand(1);
+  Leaf(browse, "ls", "List a directory of a backup", inv,
+       CtlCommand::kBrowseLs)
+      ->add_option("WHERE", inv->id,
+                   "BACKUP:/path, or BACKUP:PARTITION:/path for another "
+                   "file system than the root one")
+      ->required();
+  CLI::App* bfind = Leaf(browse, "find",
+                         "Find files in one backup by name or path pattern",
+                         inv, CtlCommand::kBrowseFind);
+  bfind->add_option("BACKUP", inv->backup, "Backup id")->required();
+  bfind->add_option("PATTERN", inv->pattern,
+                    "Shell pattern: without '/' matches names (sshd_*), with "
+                    "'/' whole paths (/etc/*/sshd_config)")
+      ->required();
+  bfind->add_option("--partition", inv->partition,
+                    "Only this partition (default: every file system)");
+  bfind->add_option("--limit", inv->limit, "Most matches (default 1000)");
+  CLI::App* bsearch =
+      Leaf(browse, "search",
+           "Which backups of a client hold a file: name or path pattern "
+           "across all of its backups",
+           inv, CtlCommand::kBrowseSearch);
+  bsearch->add_option("CLIENT", inv->client, "Client id")->required();
+  bsearch->add_option("PATTERN", inv->pattern, "Shell pattern, as for find")
+      ->required();
+  bsearch->add_option("--limit", inv->limit,
+                      "Most matches per backup (default 1000)");
+  CLI::App* bget = Leaf(browse, "get",
+                        "Fetch a file (atomically, with mode, owner and "
+                        "times) or a directory (as a tar stream)",
+                        inv, CtlCommand::kBrowseGet);
+  bget->add_option("WHERE", inv->id, "BACKUP[:PARTITION]:/path")->required();
+  bget->add_option("--to", inv->to,
+                   "Local file or directory (default: the file's name, or "
+                   "NAME.tar for a directory; '-' streams the tar to stdout)");
+  bget->add_option("--to-agent", inv->to_agent,
+                   "Restore onto a client through its agent: CLIENT:/path");
+  CLI::App* bcat = Leaf(browse, "catalogue",
+                        "Show (or rebuild) a backup's file catalogue", inv,
+                        CtlCommand::kBrowseCatalogue);
+  bcat->add_option("BACKUP", inv->backup, "Backup id")->required();
+  bcat->add_flag("--rebuild", inv->rebuild,
+                 "Record the catalogue again from the image");
 }
 
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
@@ -301,6 +351,15 @@ Status ValidateInvocation(const CtlInvocation& inv) {
           return absl::InvalidArgumentError(
               StrCat("--nic-map '", pair, "' is not SOURCE=TARGET"));
         }
+      }
+      break;
+    case CtlCommand::kBrowseFind:
+    case CtlCommand::kBrowseSearch:
+      if (inv.pattern.empty()) {
+        return absl::InvalidArgumentError("the search pattern is empty");
+      }
+      if (inv.limit > 100000) {
+        return absl::InvalidArgumentError("--limit is at most 100000");
       }
       break;
     default:

@@ -12,6 +12,9 @@
 //     profile show CLIENT [--at BACKUP] [--full] [--out FILE] | refresh CLIENT
 //     profile diff --source BACKUP (--target CLIENT | --target-file FILE)
 //                  [--nic-map SRC=DST]... [--conflict-choice C]
+//     browse ls BACKUP[:PARTITION]:/path | find BACKUP PATTERN |
+//            search CLIENT PATTERN | get BACKUP[:PARTITION]:/path [--to L] |
+//            catalogue BACKUP [--rebuild]
 //
 // Global flags may also follow the command. --server and --cred-dir
 // default to $CAIRN_SERVER and $CAIRN_CRED_DIR.
@@ -23,6 +26,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +52,11 @@ enum class CtlCommand {
   kProfileShow,
   kProfileRefresh,
   kProfileDiff,
+  kBrowseLs,
+  kBrowseFind,
+  kBrowseSearch,
+  kBrowseGet,
+  kBrowseCatalogue,
 };
 
 struct CtlInvocation {
@@ -75,6 +84,15 @@ struct CtlInvocation {
   std::string target_file;           // diff --target-file
   std::vector<std::string> nic_map;  // diff --nic-map
   std::string conflict_choice;       // diff --conflict-choice
+  // browse (cli/browse_commands.h); `id` holds BACKUP[:PARTITION]:/path for
+  // ls and get, `backup` the backup of find and catalogue, `client` the
+  // client of search.
+  std::string pattern;                 // find, search
+  std::optional<uint32_t> partition;   // find --partition
+  uint32_t limit = 0;                  // find, search --limit (0: 1000)
+  std::string to;                      // get --to
+  std::string to_agent;                // get --to-agent CLIENT:/path
+  bool rebuild = false;                // catalogue --rebuild
 };
 
 // Defines every command and flag on `app`, writing into `*inv` (which must

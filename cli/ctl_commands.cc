@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "cli/browse_commands.h"
 #include "cli/ctl_output.h"
 #include "cli/job_watch.h"
 #include "common/cli.h"
@@ -230,6 +231,12 @@ int RunCtlCommandWith(AdminClient* client, const CtlInvocation& inv) {
                      return "cancel requested: " + FormatJobQueued(j) + "\n";
                    });
     }
+    case CtlCommand::kBrowseLs:
+    case CtlCommand::kBrowseFind:
+    case CtlCommand::kBrowseSearch:
+    case CtlCommand::kBrowseGet:
+    case CtlCommand::kBrowseCatalogue:
+      return RunBrowseCommand(client, inv);
     case CtlCommand::kNone:
       break;
   }

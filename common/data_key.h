@@ -32,6 +32,9 @@ class DataKey {
   // Writes a new key file with mode 0600, atomically.
   Status SaveToFile(const std::string& path) const;
 
+  // The 32-byte secret itself, for handing the key on (to an nbdkit child
+  // through a pipe, or wrapped for a media agent). Copies should be wiped.
+  const std::string& secret() const { return secret_; }
   const std::string& encryption_key() const { return encryption_key_; }
   const std::string& id_key() const { return id_key_; }
   const std::string& manifest_key() const { return manifest_key_; }

@@ -20,22 +20,13 @@ DataPath::DataPath(Repository* repo, std::string media_id,
 StatusOr<SessionTicket> DataPath::Authorize(const std::string& caller,
                                             const std::string& ticket,
                                             SessionTicket::Operation op) {
-  CAIRN_ASSIGN_OR_RETURN(SessionTicket t,
-                         VerifyTicket(ticket, server_cert_pem_, clock_()));
-  if (t.media_id != media_id_) {
-    return absl::PermissionDeniedError(StrCat(
-        "ticket is for media agent '", t.media_id, "', not '", media_id_, "'"));
-  }
-  if (t.client_id != caller) {
-    return absl::PermissionDeniedError(StrCat(
-        "ticket belongs to client '", t.client_id, "', not to '", caller, "'"));
-  }
-  if (t.operation != op) {
-    return absl::PermissionDeniedError(op == SessionTicket::Operation::kBackup
-                                           ? "ticket does not allow a backup"
-                                           : "ticket does not allow a restore");
-  }
-  return t;
+  return AuthorizeTicket(ticket, server_cert_pem_, clock_(), media_id_, caller,
+                         op);
+}
+
+void DataPath::SetCommitListener(CommitListener listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  commit_listener_ = std::move(listener);
 }
 
 void DataPath::DropExpiredLocked(int64_t now) {
@@ -109,10 +100,13 @@ StatusOr<std::string> DataPath::CommitBackup(const std::string& caller,
   }
   CAIRN_ASSIGN_OR_RETURN(BackupSession * session, BackupFor(t));
   CAIRN_RETURN_IF_ERROR(session->Commit(backup_id, encoded));
+  CommitListener listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
     backups_.erase(t.job_id);
+    listener = commit_listener_;
   }
+  if (listener) listener(t);
   if (receipt_key_pem_.empty()) return std::string();
   CommitReceipt receipt;
   receipt.media_id = media_id_;

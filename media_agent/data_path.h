@@ -61,6 +61,11 @@ class DataPath {
                                     const std::string& ticket,
                                     const std::string& backup_id);
 
+  // Called after every successful CommitBackup with the verified ticket
+  // (the media agent's Browser records the file catalogue). Must not block.
+  using CommitListener = std::function<void(const SessionTicket&)>;
+  void SetCommitListener(CommitListener listener);
+
   // Number of open backup sessions (for tests and metrics).
   size_t OpenSessions();
 
@@ -96,6 +101,7 @@ class DataPath {
   std::mutex mu_;
   std::map<uint64_t, Backup> backups_;    // by job id; guarded by mu_
   std::map<uint64_t, Restore> restores_;  // by job id; guarded by mu_
+  CommitListener commit_listener_;        // guarded by mu_
 };
 
 }  // namespace cairn

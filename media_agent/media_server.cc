@@ -6,6 +6,8 @@
 #include "common/env.h"
 #include "common/strings.h"
 #include "common/tls.h"
+#include "media_agent/browse_service.h"
+#include "media_agent/browser.h"
 #include "media_agent/data_path.h"
 #include "media_agent/media_service.h"
 #include "media_agent/repository.h"
@@ -48,8 +50,30 @@ StatusOr<std::unique_ptr<MediaServer>> MediaServer::Start(
   CAIRN_ASSIGN_OR_RETURN(m->repository_, Repository::Open(config.store, ropts));
   m->data_path_ =
       std::make_unique<DataPath>(m->repository_.get(), config.identity,
-                                 std::move(signer), nullptr, tls.key_pem);
+                                 signer, nullptr, tls.key_pem);
+  const std::string& signer_pem = signer;
   m->service_ = std::make_unique<MediaServiceHandler>(m->data_path_.get());
+  if (options.browse) {
+    BrowserOptions bo;
+    bo.repo_root = config.store;
+    bo.media_id = config.identity;
+    bo.server_cert_pem = signer_pem;
+    bo.media_key_pem = tls.key_pem;
+    bo.runtime_dir = JoinPath(options.state_dir, "browse");
+    bo.idle_timeout = options.browse_idle_timeout;
+    auto browser = Browser::Create(std::move(bo));
+    if (browser.ok()) {
+      m->browser_ = *std::move(browser);
+      m->browse_service_ =
+          std::make_unique<BrowseServiceHandler>(m->browser_.get());
+      Browser* b = m->browser_.get();
+      m->data_path_->SetCommitListener(
+          [b](const SessionTicket& t) { b->OnBackupCommitted(t); });
+    } else {
+      spdlog::warn("browse is disabled on this media agent: {}",
+                   ToStd(browser.status().message()));
+    }
+  }
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, credentials, &m->port_);
@@ -61,6 +85,7 @@ StatusOr<std::unique_ptr<MediaServer>> MediaServer::Start(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   builder.RegisterService(m->service_.get());
+  if (m->browse_service_) builder.RegisterService(m->browse_service_.get());
   m->server_ = builder.BuildAndStart();
   if (m->server_ == nullptr || m->port_ == 0) {
     m->server_.reset();
@@ -80,6 +105,10 @@ Status MediaServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + shutdown_grace_);
     server_->Wait();
   }
+  if (data_path_) data_path_->SetCommitListener(nullptr);
+  if (browser_) browser_->Shutdown();
+  browse_service_.reset();
+  browser_.reset();
   service_.reset();
   data_path_.reset();
   repository_.reset();

@@ -28,6 +28,8 @@ class Server;
 
 namespace cairn {
 
+class BrowseServiceHandler;
+class Browser;
 class DataPath;
 class MediaServiceHandler;
 class Repository;
@@ -37,6 +39,12 @@ struct MediaServerOptions {
   std::string store;      // overrides media.yaml's store
   std::string listen;     // overrides media.yaml's listen
   std::chrono::seconds shutdown_grace{10};
+  // Serve BrowseService (media_agent/browser.h) and record a file catalogue
+  // after each backup; mount sessions live under <state_dir>/browse. If the
+  // host cannot (no FUSE, not allowed to mount) browse is disabled with a
+  // warning and the data path still runs.
+  bool browse = true;
+  std::chrono::seconds browse_idle_timeout{300};
 };
 
 class MediaServer {
@@ -64,6 +72,8 @@ class MediaServer {
   std::unique_ptr<Repository> repository_;
   std::unique_ptr<DataPath> data_path_;
   std::unique_ptr<MediaServiceHandler> service_;
+  std::unique_ptr<Browser> browser_;
+  std::unique_ptr<BrowseServiceHandler> browse_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

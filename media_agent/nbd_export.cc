@@ -181,7 +181,10 @@ StatusOr<std::string> FindNbdPlugin() {
     std::string dir = Dirname(std::string(exe, static_cast<size_t>(n)));
     for (const std::string& candidate :
          {JoinPath(dir, kPluginName),
-          JoinPath(dir, StrCat("../lib/cairn/", kPluginName))}) {
+          JoinPath(dir, StrCat("../lib/cairn/", kPluginName)),
+          // The build tree: daemons in build/<component>/, the plugin in
+          // build/.
+          JoinPath(dir, StrCat("../", kPluginName))}) {
       if (::access(candidate.c_str(), R_OK) == 0) return candidate;
       tried.push_back(candidate);
     }

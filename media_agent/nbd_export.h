@@ -135,7 +135,8 @@ class NbdExport {
 };
 
 // Finds nbdkit-cairn-plugin.so: $CAIRN_NBD_PLUGIN if set (it must exist),
-// else next to the running executable, else in ../lib/cairn/ relative to it.
+// else next to the running executable, else in ../lib/cairn/ (installed) or
+// ../ (the build tree) relative to it.
 // NotFound naming every place looked at.
 StatusOr<std::string> FindNbdPlugin();
 

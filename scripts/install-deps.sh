@@ -13,7 +13,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libguestfs-dev nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin
-  libkmod-dev libarchive-dev cpio initramfs-tools-core
+  libkmod-dev libarchive-dev libblkid-dev cpio initramfs-tools-core
   # Tools used by the demo, the tests and the benchmarks
   zstd e2fsprogs dosfstools mtools fdisk parted util-linux kmod time
   qemu-system-x86 qemu-utils ovmf debootstrap

@@ -407,4 +407,37 @@ grpc::Status AdminHandler::DiffProfiles(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminHandler::OpenBrowse(grpc::ServerContext* ctx,
+                                      const v1::OpenBrowseRequest* req,
+                                      v1::OpenBrowseResponse* resp) {
+  const std::string target =
+      req->backup_ids_size() == 1 ? req->backup_ids(0)
+                                  : StrCat(req->backup_ids_size(), " backups");
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.OpenBrowse", "browse.open", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  if (req->backup_ids().empty() ||
+      req->backup_ids_size() > kMaxBrowseGrants) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        StrCat("name 1-", kMaxBrowseGrants, " backups to browse")));
+  }
+  for (const std::string& id : req->backup_ids()) {
+    auto grant = engine_->GrantBrowse(id, peer->identity, kBrowseTicketTtl);
+    if (!grant.ok()) return ToGrpcStatus(grant.status());
+    v1::BrowseGrantInfo* g = resp->add_grants();
+    g->set_backup_id(grant->backup_id);
+    g->set_client_id(grant->client_id);
+    g->set_media_id(grant->media_id);
+    g->set_media_address(grant->media_address);
+    g->set_ticket(std::move(grant->ticket));
+    g->set_expires_unix_us(grant->expires_unix_us);
+  }
+  AuditEntry e = Audit(*peer, "browse.open", target);
+  if (auto a = catalog_->AppendAudit(e); !a.ok()) {
+    return ToGrpcStatus(a.status());
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace cairn

@@ -32,6 +32,10 @@ namespace cairn {
 
 // Enrollment tokens created with ttl_seconds 0 live this long.
 inline constexpr std::chrono::seconds kDefaultTokenTtl = std::chrono::hours(1);
+// Browse tickets (Admin.OpenBrowse) live this long.
+inline constexpr std::chrono::seconds kBrowseTicketTtl = std::chrono::hours(1);
+// Most backups one OpenBrowse may name.
+inline constexpr int kMaxBrowseGrants = 1000;
 
 class AdminHandler final : public v1::Admin::Service {
  public:
@@ -80,6 +84,9 @@ class AdminHandler final : public v1::Admin::Service {
   grpc::Status RefreshProfile(grpc::ServerContext* ctx,
                               const v1::RefreshProfileRequest* req,
                               v1::RefreshProfileResponse* resp) override;
+  grpc::Status OpenBrowse(grpc::ServerContext* ctx,
+                          const v1::OpenBrowseRequest* req,
+                          v1::OpenBrowseResponse* resp) override;
   grpc::Status DiffProfiles(grpc::ServerContext* ctx,
                             const v1::DiffProfilesRequest* req,
                             v1::DiffProfilesResponse* resp) override;

@@ -8,6 +8,7 @@
 #include "common/coding.h"
 #include "common/commit_receipt.h"
 #include "common/crypto.h"
+#include "common/key_wrap.h"
 #include "common/session_ticket.h"
 #include "common/strings.h"
 
@@ -429,17 +430,20 @@ StatusOr<JobEngine::MediaChoice> JobEngine::ChooseMediaLocked(
   if (!preferred.empty()) {
     if (preferred == kEmbeddedMediaId) {
       if (options_.embedded_media) {
-        return MediaChoice{kEmbeddedMediaId, options_.embedded_media_address};
+        return MediaChoice{kEmbeddedMediaId, options_.embedded_media_address,
+                           options_.embedded_media_cert_pem};
       }
     } else {
       auto agent = catalog_->GetMediaAgent(preferred);
       if (agent.ok() && !agent->revoked && !agent->address.empty()) {
-        return MediaChoice{agent->media_agent_id, agent->address};
+        return MediaChoice{agent->media_agent_id, agent->address,
+                           agent->cert_pem};
       }
     }
   }
   if (options_.embedded_media) {
-    return MediaChoice{kEmbeddedMediaId, options_.embedded_media_address};
+    return MediaChoice{kEmbeddedMediaId, options_.embedded_media_address,
+                       options_.embedded_media_cert_pem};
   }
   CAIRN_ASSIGN_OR_RETURN(std::vector<MediaAgent> agents,
                          catalog_->ListMediaAgents());
@@ -461,7 +465,7 @@ StatusOr<JobEngine::MediaChoice> JobEngine::ChooseMediaLocked(
         "no media agent is available: enroll one, or run cairn-server with "
         "--embedded-media");
   }
-  return MediaChoice{best->media_agent_id, best->address};
+  return MediaChoice{best->media_agent_id, best->address, best->cert_pem};
 }
 
 StatusOr<std::string> JobEngine::SignTicketLocked(const Job& job,
@@ -479,7 +483,67 @@ StatusOr<std::string> JobEngine::SignTicketLocked(const Job& job,
       Now() +
       std::chrono::duration_cast<std::chrono::microseconds>(options_.ticket_ttl)
           .count();
+  if (job.kind == JobKind::kBackup) {
+    // The media agent records the backup's file catalogue after the commit;
+    // for an encrypted backup it needs the key. Without it (no certificate
+    // on record, or not P-256) the backup still runs, uncatalogued.
+    auto wrapped = WrapDataKeyLocked(active.media_cert_pem);
+    if (wrapped.ok()) {
+      t.wrapped_key = *std::move(wrapped);
+    } else {
+      spdlog::warn("backup {}: no file catalogue key for media agent '{}': {}",
+                   active.backup_id, active.media_id,
+                   ToStd(wrapped.status().message()));
+    }
+  }
   return SignTicket(t, options_.ticket_key_pem);
+}
+
+StatusOr<std::string> JobEngine::WrapDataKeyLocked(
+    const std::string& media_cert_pem) const {
+  if (options_.data_key.empty()) return std::string();
+  if (media_cert_pem.empty()) {
+    return absl::FailedPreconditionError(
+        "no certificate is on record for the media agent");
+  }
+  return WrapKey(options_.data_key, media_cert_pem);
+}
+
+StatusOr<BrowseGrant> JobEngine::GrantBrowse(const std::string& backup_id,
+                                             const std::string& caller,
+                                             std::chrono::seconds ttl) {
+  CAIRN_ASSIGN_OR_RETURN(BackupEntry backup, catalog_->GetBackup(backup_id));
+  if (backup.status != BackupStatus::kAvailable) {
+    return absl::FailedPreconditionError(
+        StrCat("backup '", backup_id, "' is ", BackupStatusName(backup.status),
+               "; only an available backup can be browsed"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(MediaChoice media,
+                         ChooseMediaLocked(backup.media_agent_id));
+  if (media.media_id != backup.media_agent_id) {
+    return absl::FailedPreconditionError(
+        StrCat("media agent '", backup.media_agent_id, "' holding backup '",
+               backup_id, "' is not available"));
+  }
+  SessionTicket t;
+  t.operation = SessionTicket::Operation::kBrowse;
+  t.client_id = caller;
+  t.backup_id = backup_id;
+  t.media_id = media.media_id;
+  t.expires_unix_us =
+      Now() + std::chrono::duration_cast<std::chrono::microseconds>(ttl).count();
+  CAIRN_ASSIGN_OR_RETURN(t.wrapped_key, WrapDataKeyLocked(media.cert_pem));
+  CAIRN_ASSIGN_OR_RETURN(std::string ticket,
+                         SignTicket(t, options_.ticket_key_pem));
+  BrowseGrant g;
+  g.backup_id = backup_id;
+  g.client_id = backup.client_id;
+  g.media_id = media.media_id;
+  g.media_address = media.address;
+  g.ticket = std::move(ticket);
+  g.expires_unix_us = t.expires_unix_us;
+  return g;
 }
 
 Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
@@ -515,6 +579,7 @@ Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
     a.backup_id = backup.backup_id;
   }
   a.media_id = media.media_id;
+  a.media_cert_pem = media.cert_pem;
   CAIRN_ASSIGN_OR_RETURN(std::string ticket, SignTicketLocked(job, a));
   MediaAssignment m{media.address, std::move(ticket), options_.data_key};
 

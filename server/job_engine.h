@@ -73,6 +73,9 @@ struct JobEngineOptions {
   // (empty: agents dial the server's own address).
   bool embedded_media = false;
   std::string embedded_media_address;
+  // The embedded media agent's certificate (the server's own): data keys are
+  // wrapped for it in tickets (common/key_wrap.h).
+  std::string embedded_media_cert_pem;
   // The default storage policy's data key (32 bytes); empty: backups are not
   // encrypted. Handed to an agent only inside its own job's assignment.
   std::string data_key;
@@ -106,6 +109,17 @@ struct RestoreJobRequest {
   std::string requested_by;
 };
 
+// Permission to browse one backup's files on the media agent that holds it
+// (BrowseService, proto/cairn/v1/browse.proto).
+struct BrowseGrant {
+  std::string backup_id;
+  std::string client_id;      // the machine the backup is of
+  std::string media_id;
+  std::string media_address;  // empty: the server's own address (embedded)
+  std::string ticket;         // serialized SignedTicket (BROWSE)
+  int64_t expires_unix_us = 0;
+};
+
 class JobEngine {
  public:
   static constexpr std::string_view kAgentDisconnectedError =
@@ -125,6 +139,14 @@ class JobEngine {
                             const AuditEntry* audit = nullptr);
   StatusOr<Job> StartRestore(const RestoreJobRequest& request,
                              const AuditEntry* audit = nullptr);
+  // A BROWSE ticket for `caller` (the identity in its certificate) on the
+  // media agent holding `backup_id`, valid for `ttl`, with the data key
+  // wrapped for that media agent. NotFound for an unknown backup;
+  // FailedPrecondition if it did not succeed or its media agent is not
+  // available.
+  StatusOr<BrowseGrant> GrantBrowse(const std::string& backup_id,
+                                    const std::string& caller,
+                                    std::chrono::seconds ttl);
   // Cancels a queued or running job; FailedPrecondition if it already ended.
   StatusOr<Job> Cancel(uint64_t job_id, const AuditEntry* audit = nullptr);
 
@@ -160,6 +182,7 @@ class JobEngine {
     std::string media_id;
     std::string backup_id;
     std::string parent_id;
+    std::string media_cert_pem;
     int64_t started_us = 0;
     // When its session ended (0: bound to a live session); the job fails
     // once reconnect_grace has passed.
@@ -168,6 +191,7 @@ class JobEngine {
   struct MediaChoice {
     std::string media_id;
     std::string address;
+    std::string cert_pem;  // wraps the data key for it; may be empty
   };
 
   int64_t Now() const;
@@ -177,6 +201,10 @@ class JobEngine {
   void DispatchLocked(const std::string& client_id);
   Status DispatchJobLocked(const Job& job, uint64_t session_id);
   StatusOr<MediaChoice> ChooseMediaLocked(const std::string& preferred);
+  // The data key wrapped for a media agent's certificate; empty when
+  // backups are not encrypted. REQUIRES: mu_ held.
+  StatusOr<std::string> WrapDataKeyLocked(
+      const std::string& media_cert_pem) const;
   StatusOr<std::string> SignTicketLocked(const Job& job,
                                          const ActiveJob& active);
   // Marks a running job final and forgets it. REQUIRES: mu_ held.

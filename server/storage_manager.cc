@@ -5,6 +5,9 @@
 
 #include "common/strings.h"
 #include "common/tls.h"
+#include "common/env.h"
+#include "media_agent/browse_service.h"
+#include "media_agent/browser.h"
 #include "media_agent/data_path.h"
 #include "media_agent/repository.h"
 #include "server/admin_service.h"
@@ -61,6 +64,7 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
     CAIRN_RETURN_IF_ERROR(m->catalog_->PutMediaAgent(embedded));
     engine_options.embedded_media = true;
     engine_options.embedded_media_address = options.media_address;
+    engine_options.embedded_media_cert_pem = home.tls.cert_pem;
     Repository* repo = m->repository_.get();
     engine_options.committed_check = [repo](const std::string& media_id,
                                             const std::string& backup_id) {
@@ -84,6 +88,30 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
   if (m->data_path_) {
     m->media_ =
         MakeEmbeddedMediaService(m->data_path_.get(), m->authorizer_.get());
+    if (options.browse) {
+      BrowserOptions bo;
+      bo.repo_root = options.store;
+      bo.media_id = kEmbeddedMediaId;
+      bo.server_cert_pem = home.tls.cert_pem;
+      bo.media_key_pem = home.tls.key_pem;
+      bo.runtime_dir = JoinPath(options.dir, "browse");
+      bo.idle_timeout = options.browse_idle_timeout;
+      auto browser = Browser::Create(std::move(bo));
+      if (browser.ok()) {
+        m->browser_ = *std::move(browser);
+        const PeerAuthorizer* authorizer = m->authorizer_.get();
+        m->browse_ = std::make_unique<BrowseServiceHandler>(
+            m->browser_.get(), [authorizer](const PeerIdentity& peer) {
+              return authorizer->CheckActive(peer);
+            });
+        Browser* b = m->browser_.get();
+        m->data_path_->SetCommitListener(
+            [b](const SessionTicket& t) { b->OnBackupCommitted(t); });
+      } else {
+        spdlog::warn("browse is disabled on the embedded media agent: {}",
+                     ToStd(browser.status().message()));
+      }
+    }
   }
   m->enrollment_ = std::make_unique<EnrollmentService>(
       m->catalog_.get(), m->ca_.get(), home.tls.cert_pem);
@@ -116,6 +144,7 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
   builder.RegisterService(m->admin_.get());
   builder.RegisterService(m->health_.get());
   if (m->media_) builder.RegisterService(m->media_.get());
+  if (m->browse_) builder.RegisterService(m->browse_.get());
   m->server_ = builder.BuildAndStart();
   if (m->server_ == nullptr || m->port_ == 0) {
     m->server_.reset();
@@ -137,6 +166,8 @@ Status StorageManager::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + shutdown_grace_);
     server_->Wait();
   }
+  if (data_path_) data_path_->SetCommitListener(nullptr);
+  if (browser_) browser_->Shutdown();
   Status s;
   if (catalog_) s = catalog_->Close();
   spdlog::info("cairn-server stopped");

@@ -35,6 +35,8 @@ namespace cairn {
 class AdminHandler;
 class AgentControlHandler;
 class AgentRegistry;
+class BrowseServiceHandler;
+class Browser;
 class Catalog;
 class CertificateAuthority;
 class DataPath;
@@ -64,6 +66,10 @@ struct StorageManagerOptions {
   std::chrono::milliseconds reconnect_grace = std::chrono::seconds(60);
   uint32_t chunk_size = 4u << 20;
   int zstd_level = 1;
+  // Embedded media: serve BrowseService and record file catalogues after
+  // backups (media_agent/browser.h); mount sessions under DIR/browse.
+  bool browse = true;
+  std::chrono::seconds browse_idle_timeout{300};
 };
 
 class StorageManager {
@@ -86,6 +92,8 @@ class StorageManager {
   JobEngine* engine() { return engine_.get(); }
   AgentRegistry* registry() { return registry_.get(); }
   Repository* repository() { return repository_.get(); }
+  // Null without embedded media, or when browse is disabled.
+  Browser* browser() { return browser_.get(); }
   const CertificateAuthority& ca() const { return *ca_; }
 
  private:
@@ -105,6 +113,8 @@ class StorageManager {
   std::unique_ptr<AdminHandler> admin_;
   std::unique_ptr<HealthHandler> health_;
   std::unique_ptr<MediaServiceHandler> media_;
+  std::unique_ptr<Browser> browser_;
+  std::unique_ptr<BrowseServiceHandler> browse_;
   std::unique_ptr<grpc::Server> server_;
   std::chrono::seconds shutdown_grace_{10};
   int port_ = 0;

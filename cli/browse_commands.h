@@ -1,0 +1,45 @@
+// cairnctl browse: list, search and fetch files of image backups without a
+// restore (DESIGN.md section 6; docs/browse.md).
+//
+//   browse ls BACKUP[:PARTITION]:/path
+//   browse find BACKUP PATTERN [--partition N] [--limit N]
+//   browse search CLIENT PATTERN [--limit N]     (every backup of CLIENT)
+//   browse get BACKUP[:PARTITION]:/path [--to LOCAL]
+//   browse catalogue BACKUP [--rebuild]
+//
+// `get` of a file writes it atomically (temporary file, fsync, rename) with
+// its mode, times and - when run as root - owner; a symlink at the
+// destination is replaced, never followed. `get` of a directory writes a tar
+// stream (pax format, nanosecond times) of everything under it to --to FILE, or to stdout with
+// --to -. Progress (bytes, rate, ETA) goes to stderr.
+//
+// Thread safety: not thread-safe.
+#ifndef CAIRN_CLI_BROWSE_COMMANDS_H_
+#define CAIRN_CLI_BROWSE_COMMANDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cli/admin_client.h"
+#include "cli/ctl_args.h"
+#include "common/status.h"
+
+namespace cairn::ctl {
+
+// "BACKUP:/path" or "BACKUP:PARTITION:/path" (PARTITION a number, 0 for a
+// whole-disk file system). InvalidArgument naming what is wrong.
+struct BrowseTarget {
+  std::string backup_id;
+  std::optional<uint32_t> partition;
+  std::string path;
+};
+StatusOr<BrowseTarget> ParseBrowseTarget(std::string_view text);
+
+// Runs one browse command; returns the exit code.
+int RunBrowseCommand(AdminClient* admin, const CtlInvocation& inv);
+
+}  // namespace cairn::ctl
+
+#endif  // CAIRN_CLI_BROWSE_COMMANDS_H_

@@ -1,0 +1,1 @@
+# browse_sandbox.cmake: the sandboxed browse path (being written).
