@@ -13,8 +13,8 @@ std::optional<uint32_t> PartitionOf(const v1::PartitionRef& ref) {
 
 }  // namespace
 
-StatusOr<std::string> BrowseServiceHandler::Caller(grpc::ServerContext* ctx,
-                                                   std::string_view what) const {
+StatusOr<std::string> BrowseServiceHandler::Caller(
+    grpc::ServerContext* ctx, std::string_view what) const {
   CAIRN_ASSIGN_OR_RETURN(PeerIdentity peer, PeerIdentityFromContext(*ctx));
   if (check_peer_) CAIRN_RETURN_IF_ERROR(check_peer_(peer));
   CAIRN_RETURN_IF_ERROR(RequireRole(
@@ -37,9 +37,9 @@ grpc::Status BrowseServiceHandler::List(grpc::ServerContext* ctx,
   resp->set_from_catalogue(listing->from_catalogue);
   if (resp->ByteSizeLong() > static_cast<size_t>(kMediaMaxMessageBytes)) {
     return ToGrpcStatus(absl::ResourceExhaustedError(
-        StrCat("the listing of ", req->path(), " has ",
-               resp->entries_size(), " entries and exceeds the ",
-               kMediaMaxMessageBytes, "-byte message limit; use browse find")));
+        StrCat("the listing of ", req->path(), " has ", resp->entries_size(),
+               " entries and exceeds the ", kMediaMaxMessageBytes,
+               "-byte message limit; use browse find")));
   }
   return grpc::Status::OK;
 }
@@ -87,9 +87,9 @@ grpc::Status BrowseServiceHandler::Read(
     pending.Clear();
     return Status();
   };
-  Status s = browser_->Read(*caller, req->ticket(), PartitionOf(req->partition()),
-                            req->path(), req->offset(), req->length(), on_entry,
-                            on_data);
+  Status s = browser_->Read(*caller, req->ticket(),
+                            PartitionOf(req->partition()), req->path(),
+                            req->offset(), req->length(), on_entry, on_data);
   if (!s.ok()) return ToGrpcStatus(s);
   // An empty file (or range) still sends its entry.
   if (pending.has_entry() && !writer->Write(pending)) {
@@ -104,8 +104,8 @@ grpc::Status BrowseServiceHandler::Catalogue(
   auto caller = Caller(ctx, "BrowseService.Catalogue");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   bool built_now = false;
-  auto c = browser_->Catalogue(*caller, req->ticket(), req->rebuild(),
-                               &built_now);
+  auto c =
+      browser_->Catalogue(*caller, req->ticket(), req->rebuild(), &built_now);
   if (!c.ok()) return ToGrpcStatus(c.status());
   *resp->mutable_catalogue() = *std::move(c);
   resp->set_built_now(built_now);

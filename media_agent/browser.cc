@@ -125,14 +125,13 @@ StatusOr<Browser::Access> Browser::Authorize(const std::string& caller,
                                              const std::string& ticket) {
   Access a;
   CAIRN_ASSIGN_OR_RETURN(
-      a.ticket,
-      AuthorizeTicket(ticket, options_.server_cert_pem, Now(),
-                      options_.media_id, caller,
-                      SessionTicket::Operation::kBrowse));
+      a.ticket, AuthorizeTicket(ticket, options_.server_cert_pem, Now(),
+                                options_.media_id, caller,
+                                SessionTicket::Operation::kBrowse));
   if (!a.ticket.wrapped_key.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(std::string secret,
-                           UnwrapKey(a.ticket.wrapped_key,
-                                     options_.media_key_pem));
+    CAIRN_ASSIGN_OR_RETURN(
+        std::string secret,
+        UnwrapKey(a.ticket.wrapped_key, options_.media_key_pem));
     auto key = DataKey::FromSecret(secret);
     WipeSecret(&secret);
     if (!key.ok()) return key.status();
@@ -144,7 +143,8 @@ StatusOr<Browser::Access> Browser::Authorize(const std::string& caller,
 void Browser::CacheIndex(const std::string& backup_id,
                          std::shared_ptr<const CatalogueIndex> index) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::erase_if(indices_, [&](const auto& kv) { return kv.first == backup_id; });
+  std::erase_if(indices_,
+                [&](const auto& kv) { return kv.first == backup_id; });
   indices_.emplace_front(backup_id, std::move(index));
   while (indices_.size() > kCachedCatalogues) indices_.pop_back();
 }
@@ -183,8 +183,8 @@ StatusOr<std::shared_ptr<const CatalogueIndex>> Browser::IndexFor(
   return shared;
 }
 
-StatusOr<v1::FileCatalogue> Browser::BuildCatalogue(const std::string& backup_id,
-                                                    const DataKey* key) {
+StatusOr<v1::FileCatalogue> Browser::BuildCatalogue(
+    const std::string& backup_id, const DataKey* key) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (building_.count(backup_id) != 0) {
@@ -328,18 +328,16 @@ StatusOr<BrowseListing> Browser::ListLive(const Access& access,
   for (const MountedFileSystem& m : (*session)->disk().filesystems()) {
     if (partition && m.partition.number == *partition) {
       if (m.mount_path.empty()) {
-        return absl::FailedPreconditionError(
-            StrCat("partition ", *partition, " is not mounted: ",
-                   m.status.message()));
+        return absl::FailedPreconditionError(StrCat(
+            "partition ", *partition, " is not mounted: ", m.status.message()));
       }
       chosen = &m;
     }
     if (!m.mount_path.empty()) mounted.push_back(&m);
   }
   if (partition && chosen == nullptr) {
-    return absl::NotFoundError(
-        StrCat("backup ", access.ticket.backup_id, " has no partition ",
-               *partition));
+    return absl::NotFoundError(StrCat("backup ", access.ticket.backup_id,
+                                      " has no partition ", *partition));
   }
   if (chosen == nullptr) {
     if (mounted.size() == 1) {
@@ -377,9 +375,9 @@ StatusOr<BrowseListing> Browser::ListLive(const Access& access,
     auto dir = OpenBeneath(root, normalized);
     if (!dir.ok()) {
       if (absl::IsNotFound(dir.status())) {
-        return absl::NotFoundError(
-            StrCat(normalized, " does not exist on partition ",
-                   chosen->partition.number));
+        return absl::NotFoundError(StrCat(normalized,
+                                          " does not exist on partition ",
+                                          chosen->partition.number));
       }
       return absl::FailedPreconditionError(
           StrCat(normalized, " on partition ", chosen->partition.number,
@@ -389,9 +387,9 @@ StatusOr<BrowseListing> Browser::ListLive(const Access& access,
     FdCloser fd(*dir);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return absl::FailedPreconditionError(
-          StrCat(normalized, " on partition ", chosen->partition.number,
-                 " is not a directory"));
+      return absl::FailedPreconditionError(StrCat(normalized, " on partition ",
+                                                  chosen->partition.number,
+                                                  " is not a directory"));
     }
   }
   FileSystemLocation where;
@@ -403,9 +401,8 @@ StatusOr<BrowseListing> Browser::ListLive(const Access& access,
   where.uuid = chosen->partition.uuid;
   CatalogueLimits one_level = options_.limits;
   one_level.max_depth = 1;
-  const std::string dir_path = normalized == "/"
-                                   ? chosen->mount_path
-                                   : chosen->mount_path + normalized;
+  const std::string dir_path =
+      normalized == "/" ? chosen->mount_path : chosen->mount_path + normalized;
   CAIRN_ASSIGN_OR_RETURN(v1::FileSystemCatalogue level,
                          CatalogueFileSystem(dir_path, where, one_level));
   BrowseListing out;
@@ -458,8 +455,8 @@ StatusOr<BrowseMatches> Browser::Find(const std::string& caller,
 
 Status Browser::Read(
     const std::string& caller, const std::string& ticket,
-    std::optional<uint32_t> partition, const std::string& path,
-    uint64_t offset, uint64_t length,
+    std::optional<uint32_t> partition, const std::string& path, uint64_t offset,
+    uint64_t length,
     const std::function<Status(const v1::FileEntry&)>& on_entry,
     const std::function<Status(std::string_view)>& on_data) {
   CAIRN_ASSIGN_OR_RETURN(std::string normalized, NormalizeBrowsePath(path));
@@ -487,9 +484,9 @@ Status Browser::Read(
                  " is not a regular file; it has no content to read"));
   }
   if (offset > entry->size()) {
-    return absl::OutOfRangeError(StrCat("offset ", offset, " is past the end of ",
-                                        normalized, " (", entry->size(),
-                                        " bytes)"));
+    return absl::OutOfRangeError(StrCat("offset ", offset,
+                                        " is past the end of ", normalized,
+                                        " (", entry->size(), " bytes)"));
   }
   CAIRN_RETURN_IF_ERROR(on_entry(*entry));
   if (entry->extents_complete()) {
@@ -501,8 +498,9 @@ Status Browser::Read(
 Status Browser::ReadThroughExtents(
     const Access& access, const v1::FileEntry& entry, uint64_t offset,
     uint64_t length, const std::function<Status(std::string_view)>& on_data) {
-  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<ReadOnlyStore> source,
-                         ReadOnlyStore::Open(options_.repo_root, Env::Default()));
+  CAIRN_ASSIGN_OR_RETURN(
+      std::unique_ptr<ReadOnlyStore> source,
+      ReadOnlyStore::Open(options_.repo_root, Env::Default()));
   std::unique_ptr<DataKey> key;
   if (access.key) key = std::make_unique<DataKey>(*access.key);
   CAIRN_ASSIGN_OR_RETURN(
@@ -538,8 +536,8 @@ Status Browser::ReadThroughMount(
   int root = ::open(mount_path.c_str(),
                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (root < 0) {
-    return absl::ErrnoToStatus(errno, StrCat("opening the mount of ",
-                                             Describe(fs)));
+    return absl::ErrnoToStatus(errno,
+                               StrCat("opening the mount of ", Describe(fs)));
   }
   FdCloser root_fd(root);
   CAIRN_ASSIGN_OR_RETURN(int fd_raw, OpenBeneath(root, entry.path()));
@@ -554,7 +552,8 @@ Status Browser::ReadThroughMount(
   uint64_t end = length == 0 ? size : std::min(size, offset + length);
   std::string buf(kReadPiece, '\0');
   for (uint64_t pos = offset; pos < end;) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kReadPiece, end - pos));
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(kReadPiece, end - pos));
     ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(pos));
     if (n < 0) {
       if (errno == EINTR) continue;

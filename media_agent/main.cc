@@ -4,6 +4,7 @@
 //                      --address HOST:PORT --state-dir DIR [--name ID]
 //                      [--listen HOST:PORT] [--store REPO]
 //   cairn-media serve  --state-dir DIR [--store REPO] [--listen HOST:PORT]
+//                      [--no-browse] [--no-catalogue] [--browse-idle S]
 //   cairn-media store init|list|show|verify|gc|prune|consolidate --store REPO
 //   cairn-media key generate --out FILE
 //
@@ -205,6 +206,17 @@ int main(int argc, char** argv) {
                     "Chunk store directory (overrides media.yaml)");
   serve->add_option("--listen", so.listen,
                     "host:port to listen on (overrides media.yaml)");
+  bool no_browse = false, no_catalogue = false;
+  int browse_idle_s = 300;
+  serve->add_flag("--no-browse", no_browse,
+                  "Do not serve file-level browse (docs/browse.md)");
+  serve->add_flag("--no-catalogue", no_catalogue,
+                  "Do not record file catalogues after backups");
+  serve
+      ->add_option("--browse-idle", browse_idle_s,
+                   "Seconds before an unused browse mount is stopped "
+                   "(default 300)")
+      ->check(CLI::Range(1, 86400));
 
   auto* key = app.add_subcommand("key", "Data keys");
   key->require_subcommand(1);
@@ -220,7 +232,12 @@ int main(int argc, char** argv) {
     return cli::ReportError(s, false);
   }
 
-  if (serve->parsed()) return RunServe(so);
+  if (serve->parsed()) {
+    so.browse = !no_browse;
+    so.catalogue_after_backup = !no_catalogue;
+    so.browse_idle_timeout = std::chrono::seconds(browse_idle_s);
+    return RunServe(so);
+  }
   if (enroll->parsed()) {
     auto config = EnrollMedia(eo);
     if (!config.ok()) return cli::ReportError(config.status(), enroll_json);

@@ -48,9 +48,8 @@ StatusOr<std::unique_ptr<MediaServer>> MediaServer::Start(
   RepositoryOptions ropts;
   ropts.create_if_missing = true;
   CAIRN_ASSIGN_OR_RETURN(m->repository_, Repository::Open(config.store, ropts));
-  m->data_path_ =
-      std::make_unique<DataPath>(m->repository_.get(), config.identity,
-                                 signer, nullptr, tls.key_pem);
+  m->data_path_ = std::make_unique<DataPath>(
+      m->repository_.get(), config.identity, signer, nullptr, tls.key_pem);
   const std::string& signer_pem = signer;
   m->service_ = std::make_unique<MediaServiceHandler>(m->data_path_.get());
   if (options.browse) {
@@ -61,6 +60,7 @@ StatusOr<std::unique_ptr<MediaServer>> MediaServer::Start(
     bo.media_key_pem = tls.key_pem;
     bo.runtime_dir = JoinPath(options.state_dir, "browse");
     bo.idle_timeout = options.browse_idle_timeout;
+    bo.catalogue_after_backup = options.catalogue_after_backup;
     auto browser = Browser::Create(std::move(bo));
     if (browser.ok()) {
       m->browser_ = *std::move(browser);

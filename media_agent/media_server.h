@@ -44,6 +44,7 @@ struct MediaServerOptions {
   // host cannot (no FUSE, not allowed to mount) browse is disabled with a
   // warning and the data path still runs.
   bool browse = true;
+  bool catalogue_after_backup = true;
   std::chrono::seconds browse_idle_timeout{300};
 };
 

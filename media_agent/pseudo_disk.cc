@@ -38,9 +38,13 @@ constexpr int kExecStatusFd = 3;
 constexpr unsigned long kMountFlags =
     MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME;
 
-// How long Detach() gives each stage before it forces the next one.
+// How long Detach() gives each stage before it forces the next one. With a
+// mount(2) left hanging the FUSE file is known to stay busy, so the retries
+// are short then.
 constexpr int kFuseUnmountRetryMs = 5000;
+constexpr int kFuseUnmountRetryWhenHungMs = 500;
 constexpr int kProcessExitWaitMs = 5000;
+constexpr int kProcessExitWaitWhenHungMs = 1000;
 
 // Closes a descriptor when it goes out of scope.
 class Fd {
@@ -655,9 +659,22 @@ StatusOr<std::unique_ptr<PseudoDisk>> PseudoDisk::Attach(
     d->Detach().IgnoreError();
     return s;
   }
+  // One descriptor on the disk file for every loop device, opened before
+  // the first mount: once a mount hangs in the export, any new request to
+  // the FUSE file (an open() too) may hang behind it, and this thread must
+  // not.
+  Fd backing;
+  if (o.mount) {
+    backing.Reset(::open(d->disk_path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (backing.get() < 0) {
+      Status s = ErrnoToStatus(errno, "open", d->disk_path_);
+      d->Detach().IgnoreError();
+      return s;
+    }
+  }
   for (const PartitionInfo& p : *partitions) {
     if (o.mount) {
-      d->filesystems_.push_back(d->MountPartition(p));
+      d->filesystems_.push_back(d->MountPartition(p, backing.get()));
     } else {
       MountedFileSystem m;
       m.partition = p;
@@ -709,7 +726,8 @@ Status PseudoDisk::StartNbdfuse(const PseudoDiskOptions& o,
   }
 }
 
-MountedFileSystem PseudoDisk::MountPartition(const PartitionInfo& p) {
+MountedFileSystem PseudoDisk::MountPartition(const PartitionInfo& p,
+                                             int backing_fd) {
   MountedFileSystem m;
   m.partition = p;
   std::string desc = DescribePartition(p);
@@ -726,14 +744,8 @@ MountedFileSystem PseudoDisk::MountPartition(const PartitionInfo& p) {
   }
   mount_dirs_.push_back(target);
 
-  Fd backing(::open(disk_path_.c_str(), O_RDONLY | O_CLOEXEC));
-  if (backing.get() < 0) {
-    Status s = ErrnoToStatus(errno, "open", disk_path_);
-    m.status = Status(s.code(), StrCat(desc, ": ", ToStd(s.message())));
-    return m;
-  }
-  auto loop = AttachLoop(backing.get(), disk_path_, p.offset, p.size);
-  backing.Reset();  // the loop device holds its own reference
+  // The loop device takes its own reference to the file.
+  auto loop = AttachLoop(backing_fd, disk_path_, p.offset, p.size);
   if (!loop.ok()) {
     m.status = Status(loop.status().code(),
                       StrCat(desc, ": cannot set up a loop device: ",
@@ -814,7 +826,10 @@ Status PseudoDisk::StopNbdfuse() {
   // until then the FUSE file is busy, so fusermount3 is retried a while.
   bool unmounted = false;
   std::string last_output;
-  auto deadline = Clock::now() + std::chrono::milliseconds(kFuseUnmountRetryMs);
+  bool hung = !pending_mounts_.empty();
+  auto deadline = Clock::now() +
+                  std::chrono::milliseconds(hung ? kFuseUnmountRetryWhenHungMs
+                                                 : kFuseUnmountRetryMs);
   int sleep_ms = 10;
   while (true) {
     if (!IsMountPoint(fuse_dir_)) {
@@ -842,7 +857,8 @@ Status PseudoDisk::StopNbdfuse() {
     }
   }
   int ws = 0;
-  if (!WaitForExit(nbdfuse_pid_, &ws, kProcessExitWaitMs)) {
+  if (!WaitForExit(nbdfuse_pid_, &ws,
+                   hung ? kProcessExitWaitWhenHungMs : kProcessExitWaitMs)) {
     // Still serving a lazily unmounted file system to a stuck user (a mount
     // that hangs): ending nbdfuse aborts the FUSE connection, which fails
     // the stuck I/O.

@@ -133,7 +133,8 @@ class PseudoDisk {
   PseudoDisk() = default;
   Status StartNbdfuse(const PseudoDiskOptions& options,
                       const std::string& nbdfuse);
-  MountedFileSystem MountPartition(const PartitionInfo& partition);
+  MountedFileSystem MountPartition(const PartitionInfo& partition,
+                                   int backing_fd);
   Status StopNbdfuse();
   void ReapPendingMounts(int wait_ms);
 
@@ -162,7 +163,10 @@ class PseudoDisk {
 // is that program with that pid file - and then the directories. Files
 // directly in `runtime_dir` (a lock file) are kept. Returns how many
 // sessions - subdirectories of `runtime_dir` - were removed. A missing
-// `runtime_dir` is 0. REQUIRES: nothing live uses `runtime_dir` (the caller
+// `runtime_dir` is 0. FailedPrecondition, touching nothing, if `runtime_dir`
+// is not private (not ours, or writable by group or others - /tmp itself);
+// FailedPrecondition naming it if something could not be removed (the rest
+// is still cleaned). REQUIRES: nothing live uses `runtime_dir` (the caller
 // owns it, e.g. under a lock).
 StatusOr<int> CleanStalePseudoDisks(const std::string& runtime_dir);
 

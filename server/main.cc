@@ -3,7 +3,7 @@
 //   cairn-server init --dir DIR [--name HOST]... [--encrypt] [--json]
 //   cairn-server run  --dir DIR [--listen HOST:PORT] [--embedded-media
 //                     --store REPO] [--media-address HOST:PORT]
-//                     [--reconnect-grace SECONDS]
+//                     [--reconnect-grace SECONDS] [--no-catalogue]
 //                     [--config FILE] [--log-level LEVEL]
 //
 // `run` stops gracefully on SIGTERM or SIGINT: the signals are blocked in
@@ -124,6 +124,11 @@ int main(int argc, char** argv) {
                       "reconnect before it fails (default 60)")
           ->check(CLI::Range(0, 86400));
 
+  bool no_catalogue = false;
+  run->add_flag("--no-catalogue", no_catalogue,
+                "Embedded media: do not record file catalogues after backups "
+                "(browse then reads a fresh backup from a live mount)");
+
   CLI11_PARSE(app, argc, argv);
 
   if (init->parsed()) {
@@ -149,6 +154,7 @@ int main(int argc, char** argv) {
     o.reconnect_grace = std::chrono::seconds(reconnect_grace_s);
   }
   if (media_addr_opt->count()) o.media_address = flags.media_address;
+  if (no_catalogue) o.catalogue_after_backup = false;
   if (!log_level.empty()) config.log_level = log_level;
   if (Status s = InitLogging("cairn-server", config.log_level); !s.ok()) {
     return cli::ReportError(s, false);

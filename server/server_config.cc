@@ -62,6 +62,17 @@ Status LoadServerConfig(const std::string& path, ServerConfig* config) {
   CAIRN_ASSIGN_OR_RETURN(o.store, media.GetString("store", o.store));
   CAIRN_ASSIGN_OR_RETURN(o.media_address,
                          media.GetString("address", o.media_address));
+  CAIRN_ASSIGN_OR_RETURN(o.browse, media.GetBool("browse", o.browse));
+  CAIRN_ASSIGN_OR_RETURN(
+      o.catalogue_after_backup,
+      media.GetBool("catalogue_after_backup", o.catalogue_after_backup));
+  CAIRN_ASSIGN_OR_RETURN(
+      int64_t idle,
+      media.GetInt("browse_idle_seconds", o.browse_idle_timeout.count()));
+  if (idle < 1 || idle > 86400) {
+    return media.ErrorAt("browse_idle_seconds", "must be 1..86400");
+  }
+  o.browse_idle_timeout = std::chrono::seconds(idle);
   CAIRN_RETURN_IF_ERROR(media.Finish());
   return r.Finish();
 }

@@ -15,6 +15,9 @@
 //     enabled: true
 //     store: /var/lib/cairn-server/store
 //     address: ""            # empty: agents use the server's address
+//     browse: true           # serve BrowseService (docs/browse.md)
+//     catalogue_after_backup: true  # record each backup's file catalogue
+//     browse_idle_seconds: 300      # unmount an unused backup after this
 //
 // Thread safety: a pure function.
 #ifndef CAIRN_SERVER_SERVER_CONFIG_H_

@@ -96,6 +96,7 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
       bo.media_key_pem = home.tls.key_pem;
       bo.runtime_dir = JoinPath(options.dir, "browse");
       bo.idle_timeout = options.browse_idle_timeout;
+      bo.catalogue_after_backup = options.catalogue_after_backup;
       auto browser = Browser::Create(std::move(bo));
       if (browser.ok()) {
         m->browser_ = *std::move(browser);

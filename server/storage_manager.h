@@ -69,6 +69,7 @@ struct StorageManagerOptions {
   // Embedded media: serve BrowseService and record file catalogues after
   // backups (media_agent/browser.h); mount sessions under DIR/browse.
   bool browse = true;
+  bool catalogue_after_backup = true;
   std::chrono::seconds browse_idle_timeout{300};
 };
 

@@ -78,6 +78,14 @@ class MountSessionTest : public RepoFixture {
     runtime_ = dir_.Sub("run");
   }
 
+  // A safety net for a test that failed half-way (its manager is gone by
+  // now): what it left in the runtime directory goes.
+  void TearDown() override {
+    if (!runtime_.empty() && std::filesystem::exists(runtime_)) {
+      CleanStalePseudoDisks(runtime_).IgnoreError();
+    }
+  }
+
   std::unique_ptr<MountSessionManager> NewManager() {
     MountSessionOptions o;
     o.repo_root = dir_.Sub("repo");

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -366,6 +367,17 @@ void ExpectNothingLeftBelow(const std::string& dir) {
       << ::testing::PrintToString(ProcessesMentioning(dir));
 }
 
+// For the test log: what became of each partition.
+void PrintFileSystems(const PseudoDisk& d) {
+  for (const auto& fs : d.filesystems()) {
+    std::cout << "  " << DescribePartition(fs.partition) << ": "
+              << (fs.status.ok() ? "mounted at " + fs.mount_path + " from " +
+                                       fs.loop_device
+                                 : fs.status.ToString())
+              << "\n";
+  }
+}
+
 const MountedFileSystem* Find(const PseudoDisk& d, uint32_t number) {
   for (const auto& fs : d.filesystems()) {
     if (fs.partition.number == number) return &fs;
@@ -557,6 +569,17 @@ class PseudoDiskTest : public ::testing::Test {
     ASSERT_EQ(::mkdir(dir_.Sub("run").c_str(), 0700), 0);
   }
 
+  // A safety net for a test that failed half-way: what it left under the
+  // run directory goes (the function under test, but proven by its own
+  // tests).
+  void TearDown() override {
+    testing::WriteFileOrDie(dir_.Sub("release"), "");  // a hung nbdkit script
+    server_.Stop();
+    if (std::filesystem::exists(run_dir())) {
+      CleanStalePseudoDisks(run_dir()).IgnoreError();
+    }
+  }
+
   void Serve(const std::string& image) {
     std::string error;
     ASSERT_TRUE(server_.Start(dir_.Sub("server"), {"file", image}, &error))
@@ -579,6 +602,7 @@ TEST_F(PseudoDiskTest, MountsEveryPartitionItCanReadOnly) {
   auto disk = PseudoDisk::Attach(o);
   ASSERT_TRUE(disk.ok()) << disk.status();
   const PseudoDisk& d = **disk;
+  PrintFileSystems(d);
   EXPECT_TRUE(d.attached());
   EXPECT_EQ(d.size(), disk_.size);
   EXPECT_EQ(d.disk_path(), JoinPath(o.dir, "fuse/disk"));
@@ -724,6 +748,7 @@ TEST_F(PseudoDiskTest, DamagedFileSystemIsAnErrorOfItsPartitionOnly) {
   auto disk = PseudoDisk::Attach(o);
   ASSERT_TRUE(disk.ok()) << disk.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  PrintFileSystems(**disk);
   const MountedFileSystem* p1 = Find(**disk, 1);
   ASSERT_NE(p1, nullptr);
   EXPECT_EQ(p1->partition.fs_type, "ext4");
@@ -743,6 +768,106 @@ TEST_F(PseudoDiskTest, DamagedFileSystemIsAnErrorOfItsPartitionOnly) {
   }
   EXPECT_TRUE((*disk)->Detach().ok());
   ExpectNothingLeftBelow(run_dir());
+}
+
+// A mount(2) that never returns (the export stops answering in the middle
+// of it) is reported as DeadlineExceeded for its partition; the other
+// partitions are mounted, and Detach() still removes everything.
+TEST_F(PseudoDiskTest, HangingMountTimesOutAndDetachCleansUp) {
+  if (!HaveProgram("debugfs")) GTEST_SKIP() << "debugfs is not installed";
+  // Where the root inode of the ext4 partition lives: ext4's mount reads it,
+  // libblkid's probe does not.
+  std::string out;
+  ASSERT_EQ(RunShell(StrCat("debugfs -R 'imap <2>' '", disk_.path,
+                            "?offset=", disk_.parts[1].first, "'"),
+                     &out),
+            0)
+      << out;
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(out, m, std::regex(R"(located at block (\d+))")))
+      << out;
+  uint64_t block = std::stoull(m[1]);
+  ASSERT_EQ(RunShell(StrCat("dumpe2fs -h '", disk_.path,
+                            "?offset=", disk_.parts[1].first, "' 2>/dev/null"),
+                     &out),
+            0);
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(Block size:\s+(\d+))")))
+      << out;
+  uint64_t hang_start =
+      (disk_.parts[1].first + block * std::stoull(m[1])) & ~uint64_t{4095};
+  uint64_t hang_end = hang_start + 4096;
+  // An NBD server (nbdkit's sh plugin) that sleeps on reads of that page.
+  // It answers once `release` exists (at the end of the test).
+  std::string script = dir_.Sub("slow.sh");
+  std::string release = dir_.Sub("release");
+  testing::WriteFileOrDie(
+      script,
+      StrCat("#!/bin/sh\ncase \"$1\" in\n"
+             "  get_size) echo ",
+             disk_.size,
+             " ;;\n"
+             "  thread_model) echo parallel ;;\n"
+             "  pread)\n"
+             "    if [ \"$4\" -lt ",
+             hang_end, " ] && [ $(($4 + $3)) -gt ", hang_start,
+             " ]; then\n"
+             "      while [ ! -e ",
+             release,
+             " ]; do sleep 0.1; done\n"
+             "    fi\n"
+             "    exec dd if=",
+             disk_.path,
+             " iflag=skip_bytes,count_bytes skip=$4 count=$3 status=none ;;\n"
+             "  *) exit 2 ;;\nesac\n"));
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  std::string error;
+  ASSERT_TRUE(server_.Start(dir_.Sub("server"), {"sh", script}, &error))
+      << error;
+
+  PseudoDiskOptions o;
+  o.nbd_uri = server_.uri();
+  o.dir = JoinPath(run_dir(), "hung");
+  o.timeout_ms = 1500;
+  auto start = std::chrono::steady_clock::now();
+  auto disk = PseudoDisk::Attach(o);
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  PrintFileSystems(**disk);
+  // Bounded: the probe plus at most one timeout per mountable partition.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  const MountedFileSystem* p1 = Find(**disk, 1);
+  ASSERT_NE(p1, nullptr);
+  EXPECT_EQ(p1->status.code(), absl::StatusCode::kDeadlineExceeded)
+      << p1->status;
+  EXPECT_NE(p1->status.message().find(
+                StrCat("partition 1 (ext4 at offset ", disk_.parts[1].first,
+                       "): mount(2) as ext4 did not return within 1500 ms")),
+            absl::string_view::npos)
+      << p1->status;
+  EXPECT_TRUE(p1->mount_path.empty());
+  // Requests queue behind the stuck one in nbdfuse, so the other mounts
+  // may time out too - each as an error of its own partition.
+  for (const MountedFileSystem& fs : (*disk)->filesystems()) {
+    if (fs.status.ok()) continue;
+    EXPECT_NE(fs.status.message().find(DescribePartition(fs.partition)),
+              absl::string_view::npos)
+        << fs.status;
+  }
+
+  start = std::chrono::steady_clock::now();
+  Status detached = (*disk)->Detach();
+  std::cout << "  Detach: " << detached << "\n";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  // The forced steps are reported.
+  EXPECT_EQ(detached.code(), absl::StatusCode::kUnavailable) << detached;
+  for (int i = 0; i < 100 && !(MountsBelow(run_dir()).empty() &&
+                               LoopsBackedBelow(run_dir()).empty());
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ExpectNothingLeftBelow(run_dir());
+  EXPECT_FALSE(std::filesystem::exists(o.dir));
+  testing::WriteFileOrDie(release, "");  // let nbdkit's script finish
 }
 
 TEST_F(PseudoDiskTest, RefusesBadOptionsAndUnreachableExports) {
@@ -796,12 +921,12 @@ TEST_F(PseudoDiskTest, CleanStaleRemovesWhatAKilledProcessLeft) {
   char c = 0;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   ::close(ready[0]);
-  ASSERT_EQ(c, 'y');
   std::vector<std::string> loops = LoopsBackedBelow(session);
-  EXPECT_FALSE(loops.empty());
   ::kill(child, SIGKILL);
   int ws;
   ::waitpid(child, &ws, 0);
+  ASSERT_EQ(c, 'y');
+  EXPECT_FALSE(loops.empty());
   EXPECT_FALSE(MountsBelow(session).empty());
 
   auto cleaned = CleanStalePseudoDisks(run_dir());
@@ -879,8 +1004,17 @@ TEST_F(PseudoDiskTest, CleanStaleEndsProcessesOfItsPidFilesOnly) {
   ASSERT_EQ(::mkdir(decoy_dir.c_str(), 0700), 0);
   pid_t decoy = ::fork();
   if (decoy == 0) {
+    ::close_range(0, ~0U, 0);
     while (true) ::pause();
   }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGKILL);
+      int ws;
+      ::waitpid(pid, &ws, 0);
+    }
+  } reap_decoy{decoy};
   testing::WriteFileOrDie(JoinPath(decoy_dir, "nbdkit.pid"),
                           StrCat(decoy, "\n"));
   testing::WriteFileOrDie(JoinPath(run_dir(), "lock"), "");
@@ -895,9 +1029,6 @@ TEST_F(PseudoDiskTest, CleanStaleEndsProcessesOfItsPidFilesOnly) {
   ExpectNothingLeftBelow(run_dir());
   EXPECT_TRUE(std::filesystem::exists(JoinPath(run_dir(), "lock")));
   EXPECT_EQ(::kill(decoy, 0), 0) << "the decoy was killed";
-  ::kill(decoy, SIGKILL);
-  int ws;
-  ::waitpid(decoy, &ws, 0);
 }
 
 TEST_F(PseudoDiskTest, CleanStaleRefusesASharedDirectory) {
