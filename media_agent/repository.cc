@@ -98,7 +98,14 @@ std::string Repository::DescribeChunk(const ChunkId& id) const {
 }
 
 Status Repository::DeleteBackup(const std::string& backup_id) {
-  return manifests_.Delete(backup_id);
+  CAIRN_RETURN_IF_ERROR(manifests_.Delete(backup_id));
+  // The backup's file catalogue (docs/formats/file-catalogue.md) goes with
+  // it; the manifest is what makes a backup exist, so it is removed first.
+  const std::string catalogue =
+      StrCat(root_, "/catalogues/", backup_id, ".cfc");
+  CAIRN_ASSIGN_OR_RETURN(bool has_catalogue, env_->FileExists(catalogue));
+  if (has_catalogue) CAIRN_RETURN_IF_ERROR(env_->RemoveFile(catalogue));
+  return absl::OkStatus();
 }
 
 Status Repository::BeginGc() {

@@ -65,7 +65,8 @@ class Repository final : public ChunkSource {
   StatusOr<std::string> GetChunk(const ChunkId& id) const override;
   std::string DescribeChunk(const ChunkId& id) const override;
 
-  // Removes a backup's manifest (its chunks go at the next GC).
+  // Removes a backup's manifest, then its file catalogue if it has one (its
+  // chunks go at the next GC).
   Status DeleteBackup(const std::string& backup_id);
 
   // --- Garbage-collection coordination (used by GarbageCollector) ---

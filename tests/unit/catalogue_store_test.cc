@@ -321,3 +321,24 @@ TEST_F(CatalogueStoreTest, FailedSavesLeaveTheOldCatalogueOrNothing) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// A backup's catalogue lives and dies with it (Repository::DeleteBackup).
+TEST_F(CatalogueStoreTest, DeletingTheBackupDeletesItsCatalogue) {
+  BackupData("keep", std::string(1 << 20, 'k'));
+  BackupData("drop", std::string(1 << 20, 'd'));
+  ASSERT_TRUE(store_->Save(SmallCatalogue("keep"), nullptr).ok());
+  ASSERT_TRUE(store_->Save(SmallCatalogue("drop"), nullptr).ok());
+  ASSERT_TRUE(repo_->DeleteBackup("drop").ok());
+  EXPECT_FALSE(*store_->Exists("drop"));
+  EXPECT_TRUE(*store_->Exists("keep"));
+  // A backup without a catalogue deletes as before.
+  BackupData("bare", std::string(1 << 20, 'b'));
+  EXPECT_TRUE(repo_->DeleteBackup("bare").ok());
+  EXPECT_TRUE(absl::IsNotFound(repo_->DeleteBackup("bare")));
+}
+
+}  // namespace
+}  // namespace cairn
