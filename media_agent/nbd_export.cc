@@ -14,6 +14,7 @@
 
 #include "common/env.h"
 #include "common/manifest.h"
+#include "common/process_util.h"
 #include "common/strings.h"
 #include "media_agent/key_handover.h"
 
@@ -28,30 +29,10 @@ constexpr const char* kPluginName = "nbdkit-cairn-plugin.so";
 constexpr int kHighFd = 10;
 constexpr int kExecStatusFd = 4;
 
-// Closes a descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 // Moves `fd` to a close-on-exec descriptor >= kHighFd (closing the old one).
 StatusOr<int> MoveHigh(int fd, std::string_view what) {
-  int high = ::fcntl(fd, F_DUPFD_CLOEXEC, kHighFd);
-  int err = errno;
-  ::close(fd);
-  if (high < 0) return ErrnoToStatus(err, "fcntl(F_DUPFD_CLOEXEC)", what);
-  return high;
+  return MoveFdAtOrAbove(fd, kHighFd, what);
 }
 
 std::string Dirname(const std::string& path) {
@@ -61,42 +42,8 @@ std::string Dirname(const std::string& path) {
   return path.substr(0, slash);
 }
 
-StatusOr<std::string> AbsolutePath(const std::string& path) {
-  if (!path.empty() && path[0] == '/') return path;
-  char cwd[4096];
-  if (::getcwd(cwd, sizeof(cwd)) == nullptr) {
-    return ErrnoToStatus(errno, "getcwd", path);
-  }
-  return JoinPath(cwd, path);
-}
-
-bool IsExecutableFile(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-         ::access(path.c_str(), X_OK) == 0;
-}
-
 StatusOr<std::string> FindNbdkit(const std::string& configured) {
-  if (!configured.empty()) {
-    if (IsExecutableFile(configured)) return configured;
-    return absl::NotFoundError(
-        StrCat("nbdkit not found at ", configured, " (not an executable)"));
-  }
-  const char* path_env = ::getenv("PATH");
-  std::string_view rest = path_env != nullptr ? path_env : "/usr/bin:/bin";
-  while (true) {
-    size_t colon = rest.find(':');
-    std::string_view dir = rest.substr(0, colon);
-    if (!dir.empty()) {
-      std::string candidate = JoinPath(dir, "nbdkit");
-      if (IsExecutableFile(candidate)) return candidate;
-    }
-    if (colon == std::string_view::npos) break;
-    rest.remove_prefix(colon + 1);
-  }
-  return absl::NotFoundError(
-      "nbdkit not found on $PATH: install the 'nbdkit' package (Debian: "
-      "apt-get install nbdkit) to export backups over NBD");
+  return FindProgram(configured, "nbdkit", "nbdkit");
 }
 
 // "nbd+unix:///?socket=" needs the path percent-encoded except for
@@ -150,15 +97,6 @@ void RemoveTree(const std::string& dir) {
   }
   ::rmdir(JoinPath(dir, "tls").c_str());
   ::rmdir(dir.c_str());
-}
-
-std::string DescribeWaitStatus(int ws) {
-  if (WIFEXITED(ws)) return StrCat("exited with status ", WEXITSTATUS(ws));
-  if (WIFSIGNALED(ws)) {
-    return StrCat("was killed by signal ", WTERMSIG(ws), " (",
-                  ::strsignal(WTERMSIG(ws)), ")");
-  }
-  return StrCat("stopped (wait status ", ws, ")");
 }
 
 bool ReadSmallFile(const std::string& path, std::string* out) {
@@ -307,7 +245,7 @@ StatusOr<std::unique_ptr<NbdExport>> NbdExport::Start(
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  Fd key_fd;
+  UniqueFd key_fd;
   if (!o.key_secret.empty()) {
     CAIRN_ASSIGN_OR_RETURN(int r, MakeKeyPipe(o.key_secret));
     CAIRN_ASSIGN_OR_RETURN(int high, MoveHigh(r, "key pipe"));
@@ -317,19 +255,19 @@ StatusOr<std::unique_ptr<NbdExport>> NbdExport::Start(
                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (raw < 0) return ErrnoToStatus(errno, "open nbdkit log", e->log_path_);
   CAIRN_ASSIGN_OR_RETURN(int log_high, MoveHigh(raw, e->log_path_));
-  Fd log_fd(log_high);
+  UniqueFd log_fd(log_high);
   raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (raw < 0) return ErrnoToStatus(errno, "open", "/dev/null");
   CAIRN_ASSIGN_OR_RETURN(int null_high, MoveHigh(raw, "/dev/null"));
-  Fd null_fd(null_high);
+  UniqueFd null_fd(null_high);
   int status_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
     return ErrnoToStatus(errno, "pipe", "nbdkit exec status");
   }
-  Fd status_read(status_pipe[0]);
+  UniqueFd status_read(status_pipe[0]);
   CAIRN_ASSIGN_OR_RETURN(int status_high,
                          MoveHigh(status_pipe[1], "exec status pipe"));
-  Fd status_write(status_high);
+  UniqueFd status_write(status_high);
 
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoToStatus(errno, "fork", p.nbdkit);

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/env.h"
+#include "common/process_util.h"
 #include "common/strings.h"
 
 extern char** environ;
@@ -46,27 +47,6 @@ constexpr int kFuseUnmountRetryWhenHungMs = 500;
 constexpr int kProcessExitWaitMs = 5000;
 constexpr int kProcessExitWaitWhenHungMs = 1000;
 
-// Closes a descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void Reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 void Note(Status* result, Status s) {
   if (result->ok() && !s.ok()) *result = std::move(s);
@@ -78,60 +58,7 @@ void SleepMs(int ms) {
 
 // Moves `fd` to a close-on-exec descriptor >= kHighFd (closing the old one).
 StatusOr<int> MoveHigh(int fd, std::string_view what) {
-  int high = ::fcntl(fd, F_DUPFD_CLOEXEC, kHighFd);
-  int err = errno;
-  ::close(fd);
-  if (high < 0) return ErrnoToStatus(err, "fcntl(F_DUPFD_CLOEXEC)", what);
-  return high;
-}
-
-StatusOr<std::string> AbsolutePath(const std::string& path) {
-  if (!path.empty() && path[0] == '/') return path;
-  char cwd[4096];
-  if (::getcwd(cwd, sizeof(cwd)) == nullptr) {
-    return ErrnoToStatus(errno, "getcwd", path);
-  }
-  return JoinPath(cwd, path);
-}
-
-bool IsExecutableFile(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-         ::access(path.c_str(), X_OK) == 0;
-}
-
-StatusOr<std::string> FindProgram(const std::string& configured,
-                                  const char* name, const char* package) {
-  if (!configured.empty()) {
-    if (IsExecutableFile(configured)) return configured;
-    return absl::NotFoundError(
-        StrCat(name, " not found at ", configured, " (not an executable)"));
-  }
-  const char* path_env = ::getenv("PATH");
-  std::string_view rest =
-      path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    size_t colon = rest.find(':');
-    std::string_view dir = rest.substr(0, colon);
-    if (!dir.empty()) {
-      std::string candidate = JoinPath(dir, name);
-      if (IsExecutableFile(candidate)) return candidate;
-    }
-    if (colon == std::string_view::npos) break;
-    rest.remove_prefix(colon + 1);
-  }
-  return absl::NotFoundError(StrCat(name, " not found on $PATH: install the '",
-                                    package, "' package (Debian: apt-get ",
-                                    "install ", package, ")"));
-}
-
-std::string DescribeWaitStatus(int ws) {
-  if (WIFEXITED(ws)) return StrCat("exited with status ", WEXITSTATUS(ws));
-  if (WIFSIGNALED(ws)) {
-    return StrCat("was killed by signal ", WTERMSIG(ws), " (",
-                  ::strsignal(WTERMSIG(ws)), ")");
-  }
-  return StrCat("stopped (wait status ", ws, ")");
+  return MoveFdAtOrAbove(fd, kHighFd, what);
 }
 
 // waitpid(pid) for up to `timeout_ms` (0: just look). True once reaped.
@@ -166,18 +93,18 @@ StatusOr<pid_t> Spawn(const std::vector<std::string>& args, int out_fd,
   int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (raw < 0) return ErrnoToStatus(errno, "open", "/dev/null");
   CAIRN_ASSIGN_OR_RETURN(int null_high, MoveHigh(raw, "/dev/null"));
-  Fd null_fd(null_high);
+  UniqueFd null_fd(null_high);
   int dup_out = ::fcntl(out_fd, F_DUPFD_CLOEXEC, kHighFd);
   if (dup_out < 0) return ErrnoToStatus(errno, "fcntl", "child output");
-  Fd out(dup_out);
+  UniqueFd out(dup_out);
   int status_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
     return ErrnoToStatus(errno, "pipe", "exec status");
   }
-  Fd status_read(status_pipe[0]);
+  UniqueFd status_read(status_pipe[0]);
   CAIRN_ASSIGN_OR_RETURN(int status_high,
                          MoveHigh(status_pipe[1], "exec status pipe"));
-  Fd status_write(status_high);
+  UniqueFd status_write(status_high);
   pid_t parent = ::getpid();
 
   pid_t pid = ::fork();
@@ -236,8 +163,8 @@ StatusOr<RunResult> RunProgram(const std::vector<std::string>& args,
   if (::pipe2(p, O_CLOEXEC) != 0) {
     return ErrnoToStatus(errno, "pipe", args[0]);
   }
-  Fd read_end(p[0]);
-  Fd write_end(p[1]);
+  UniqueFd read_end(p[0]);
+  UniqueFd write_end(p[1]);
   CAIRN_ASSIGN_OR_RETURN(
       pid_t pid, Spawn(args, write_end.get(), /*die_with_parent=*/true));
   write_end.Reset();
@@ -425,7 +352,7 @@ void ReleaseLoop(LoopDevice* loop) {
 // read-only, released automatically when its last user closes it.
 StatusOr<LoopDevice> AttachLoop(int backing_fd, const std::string& backing_name,
                                 uint64_t offset, uint64_t size) {
-  Fd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  UniqueFd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
   if (control.get() < 0) {
     return ErrnoToStatus(errno, "open", "/dev/loop-control");
   }
@@ -446,7 +373,7 @@ StatusOr<LoopDevice> AttachLoop(int backing_fd, const std::string& backing_name,
                            "/dev/loop-control");
     }
     std::string path = StrCat("/dev/loop", number);
-    Fd dev(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd dev(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (dev.get() < 0) {
       last = ErrnoToStatus(errno, "open", path);
       if (errno == ENOENT) {  // the node is not there yet
@@ -663,7 +590,7 @@ StatusOr<std::unique_ptr<PseudoDisk>> PseudoDisk::Attach(
   // the first mount: once a mount hangs in the export, any new request to
   // the FUSE file (an open() too) may hang behind it, and this thread must
   // not.
-  Fd backing;
+  UniqueFd backing;
   if (o.mount) {
     backing.Reset(::open(d->disk_path_.c_str(), O_RDONLY | O_CLOEXEC));
     if (backing.get() < 0) {
@@ -692,7 +619,7 @@ Status PseudoDisk::StartNbdfuse(const PseudoDiskOptions& o,
   int raw = ::open(nbdfuse_log_.c_str(),
                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (raw < 0) return ErrnoToStatus(errno, "open", nbdfuse_log_);
-  Fd log(raw);
+  UniqueFd log(raw);
   std::vector<std::string> args = {nbdfuse,           "--readonly", "-P",
                                    nbdfuse_pid_file_, disk_path_,   o.nbd_uri};
   CAIRN_ASSIGN_OR_RETURN(nbdfuse_pid_,
