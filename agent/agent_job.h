@@ -5,6 +5,7 @@
 #define CAIRN_AGENT_AGENT_JOB_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -35,7 +36,19 @@ struct RestoreJob {
   MediaSessionSpec media;
 };
 
-using AgentJob = std::variant<BackupJob, RestoreJob>;
+// Files of a backup restored onto this machine (agent/file_restore.h).
+// `media.ticket` is a BROWSE ticket for this agent; `media.data_key` is
+// empty (the media agent decrypts).
+struct FileRestoreJob {
+  uint64_t job_id = 0;
+  std::string backup_id;
+  std::optional<uint32_t> partition;  // unset: the root file system
+  std::string source_path;            // in the backup
+  std::string target_path;            // absolute, on this machine
+  MediaSessionSpec media;
+};
+
+using AgentJob = std::variant<BackupJob, RestoreJob, FileRestoreJob>;
 
 inline uint64_t JobIdOf(const AgentJob& job) {
   return std::visit([](const auto& j) { return j.job_id; }, job);
@@ -54,8 +67,8 @@ struct JobOutcome {
   bool ok = false;
   bool cancelled = false;
   std::string error;
-  std::string backup_id;  // backup jobs: the committed backup
-  uint64_t image_size = 0;
+  std::string backup_id;    // backup jobs: the committed backup
+  uint64_t image_size = 0;  // file-restore jobs: file bytes restored
   uint64_t new_stored_bytes = 0;
   uint64_t chunks_new = 0;
   uint64_t chunks_deduplicated = 0;

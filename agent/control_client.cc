@@ -55,6 +55,17 @@ AgentJob RestoreJobFromProto(const v1::RestoreCommand& c) {
   return job;
 }
 
+AgentJob FileRestoreJobFromProto(const v1::FileRestoreCommand& c) {
+  FileRestoreJob job;
+  job.job_id = c.job_id();
+  job.backup_id = c.backup_id();
+  if (c.has_partition()) job.partition = c.partition();
+  job.source_path = c.source_path();
+  job.target_path = c.target_path();
+  job.media = MediaFromProto(c.media());
+  return job;
+}
+
 v1::JobResult JobResultToProto(const JobOutcome& o) {
   v1::JobResult r;
   r.set_job_id(o.job_id);
@@ -164,6 +175,9 @@ void ControlClient::HandleCommand(const v1::ServerCommand& command,
       break;
     case v1::ServerCommand::kRestore:
       submit(RestoreJobFromProto(command.restore()), "restore");
+      break;
+    case v1::ServerCommand::kFileRestore:
+      submit(FileRestoreJobFromProto(command.file_restore()), "file restore");
       break;
     case v1::ServerCommand::kCancel:
       if (runner->Cancel(command.cancel().job_id())) {

@@ -123,6 +123,7 @@ class ControlClient final : public JobReporter {
 // Conversions between the wire and the runner's domain types.
 AgentJob BackupJobFromProto(const v1::BackupCommand& command);
 AgentJob RestoreJobFromProto(const v1::RestoreCommand& command);
+AgentJob FileRestoreJobFromProto(const v1::FileRestoreCommand& command);
 v1::JobResult JobResultToProto(const JobOutcome& outcome);
 
 }  // namespace cairn

@@ -1,5 +1,6 @@
 #include "agent/grpc_media_connector.h"
 
+#include "agent/browse_source.h"
 #include "agent/remote_media.h"
 #include "common/strings.h"
 
@@ -47,8 +48,8 @@ StatusOr<std::shared_ptr<grpc::Channel>> GrpcMediaConnector::ChannelFor(
   return channel;
 }
 
-StatusOr<std::unique_ptr<MediaLink>> GrpcMediaConnector::Connect(
-    const MediaSessionSpec& spec) {
+StatusOr<std::pair<std::shared_ptr<grpc::Channel>, std::string>>
+GrpcMediaConnector::ReadyChannel(const MediaSessionSpec& spec) {
   const std::string& address =
       spec.address.empty() ? default_address_ : spec.address;
   if (address.empty()) {
@@ -70,8 +71,22 @@ StatusOr<std::unique_ptr<MediaLink>> GrpcMediaConnector::Connect(
         StrCat("cannot reach media agent ", address, " within ",
                connect_timeout_.count() / 1000, " s"));
   }
+  return std::make_pair(std::move(channel), address);
+}
+
+StatusOr<std::unique_ptr<MediaLink>> GrpcMediaConnector::Connect(
+    const MediaSessionSpec& spec) {
+  CAIRN_ASSIGN_OR_RETURN(auto ready, ReadyChannel(spec));
   return std::unique_ptr<MediaLink>(std::make_unique<RemoteMediaLink>(
-      std::move(channel), address, spec.ticket, call_deadline_));
+      std::move(ready.first), ready.second, spec.ticket, call_deadline_));
+}
+
+StatusOr<std::unique_ptr<BackupFileSource>> GrpcMediaConnector::ConnectFiles(
+    const MediaSessionSpec& spec, std::optional<uint32_t> partition) {
+  CAIRN_ASSIGN_OR_RETURN(auto ready, ReadyChannel(spec));
+  return std::unique_ptr<BackupFileSource>(
+      std::make_unique<BrowseSource>(std::move(ready.first), ready.second,
+                                     spec.ticket, partition, call_deadline_));
 }
 
 }  // namespace cairn

@@ -1,7 +1,8 @@
 // GrpcMediaConnector: MediaConnector over gRPC with mutual TLS, using the
 // agent's own certificate (from enrollment) for every media agent it is
 // sent to. Links are RemoteMedia (agent/remote_media.h) with the job's
-// ticket; channels are kept per address and shared by jobs.
+// ticket, file sources BrowseSource (agent/browse_source.h); channels are
+// kept per address and shared by jobs.
 //
 // Connect waits (up to `connect_timeout`) for the media agent's channel to
 // be ready: a media agent that restarted is reached as soon as it is back,
@@ -19,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "agent/media_connector.h"
 #include "common/tls.h"
@@ -37,8 +39,15 @@ class GrpcMediaConnector final : public MediaConnector {
 
   StatusOr<std::unique_ptr<MediaLink>> Connect(
       const MediaSessionSpec& spec) override;
+  // A BrowseSource (agent/browse_source.h) with the spec's ticket; waits
+  // for the channel as Connect does.
+  StatusOr<std::unique_ptr<BackupFileSource>> ConnectFiles(
+      const MediaSessionSpec& spec, std::optional<uint32_t> partition) override;
 
  private:
+  // The ready channel for `spec` and the address it dials.
+  StatusOr<std::pair<std::shared_ptr<grpc::Channel>, std::string>> ReadyChannel(
+      const MediaSessionSpec& spec);
   StatusOr<std::shared_ptr<grpc::Channel>> ChannelFor(
       const std::string& address);
 

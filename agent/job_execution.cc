@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "agent/backup_pipeline.h"
+#include "agent/file_restore.h"
 #include "agent/image_restore.h"
 #include "common/env.h"
 #include "common/image_reader.h"
@@ -21,6 +22,52 @@ StatusOr<std::optional<DataKey>> KeyFor(const MediaSessionSpec& media) {
   return std::optional<DataKey>(*std::move(key));
 }
 
+// `text` with every byte that is not part of a well-formed UTF-8 sequence
+// written as "\xHH": error texts travel in proto3 strings (JobResult.error,
+// then the catalog), which must be UTF-8, and may quote file names from a
+// backup, which need not be.
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t len = 0;
+    uint32_t min = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      min = 0x10000;
+    }
+    bool ok = len > 0 && i + len <= text.size();
+    uint32_t cp = len == 1 ? c : (c & (0x7F >> len));
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      ok = (cc & 0xC0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (ok) {
+      out.append(text.substr(i, len));
+      i += len;
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+      ++i;
+    }
+  }
+  return out;
+}
+
 JobOutcome Failed(uint64_t job_id, const Status& status,
                   const CancellationFlag* cancel) {
   JobOutcome out;
@@ -30,8 +77,8 @@ JobOutcome Failed(uint64_t job_id, const Status& status,
     out.cancelled = true;
     out.error = std::string(ToStd(JobCancelledStatus().message()));
   } else {
-    out.error = std::string(ToStd(status.message()));
-    if (out.error.empty()) out.error = status.ToString();
+    out.error = ValidUtf8(ToStd(status.message()));
+    if (out.error.empty()) out.error = ValidUtf8(status.ToString());
   }
   return out;
 }
@@ -105,6 +152,26 @@ StatusOr<RestoreStats> DoRestore(const RestoreJob& job,
   return RestoreImage(reader.get(), job.target_path, options);
 }
 
+StatusOr<FileRestoreStats> DoFileRestore(const FileRestoreJob& job,
+                                         MediaConnector* connector,
+                                         const JobContext& context) {
+  if (job.backup_id.empty()) {
+    return absl::InvalidArgumentError(
+        "the file-restore job names no backup id");
+  }
+  if (job.source_path.empty() || job.target_path.empty()) {
+    return absl::InvalidArgumentError(
+        "the file-restore job needs a source path and a target path");
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto source,
+                         connector->ConnectFiles(job.media, job.partition));
+  FileRestoreOptions options;
+  options.cancel = context.cancel;
+  options.on_started = context.on_started;
+  FileRestorer restorer(source.get(), std::move(options));
+  return restorer.Restore(job.source_path, job.target_path);
+}
+
 }  // namespace
 
 JobOutcome ExecuteBackupJob(const BackupJob& job, MediaConnector* connector,
@@ -136,10 +203,26 @@ JobOutcome ExecuteRestoreJob(const RestoreJob& job, MediaConnector* connector,
   return out;
 }
 
+JobOutcome ExecuteFileRestoreJob(const FileRestoreJob& job,
+                                 MediaConnector* connector,
+                                 const JobContext& context) {
+  auto result = DoFileRestore(job, connector, context);
+  if (!result.ok()) return Failed(job.job_id, result.status(), context.cancel);
+  JobOutcome out;
+  out.job_id = job.job_id;
+  out.ok = true;
+  out.backup_id = job.backup_id;
+  out.image_size = result->bytes;
+  return out;
+}
+
 JobOutcome ExecuteJob(const AgentJob& job, MediaConnector* connector,
                       const JobContext& context) {
   if (const auto* b = std::get_if<BackupJob>(&job)) {
     return ExecuteBackupJob(*b, connector, context);
+  }
+  if (const auto* f = std::get_if<FileRestoreJob>(&job)) {
+    return ExecuteFileRestoreJob(*f, connector, context);
   }
   return ExecuteRestoreJob(std::get<RestoreJob>(job), connector, context);
 }

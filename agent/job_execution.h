@@ -1,4 +1,5 @@
-// JobExecution: how the agent carries out one backup or restore job against
+// JobExecution: how the agent carries out one backup, restore or file-restore
+// job against
 // a media agent, synchronously, with cooperative cancellation. JobRunner
 // (agent/job_runner.h) calls these on its worker thread; they know nothing
 // of gRPC or of the command stream.
@@ -10,6 +11,9 @@
 // manifest last, so a failed or cancelled backup leaves no backup behind.
 // Restore: reads the backup through an ImageReader over the media agent
 // (through a CancellableChunkSource) and writes it to the target.
+// File restore: reads files through the media agent's browse service
+// (MediaConnector::ConnectFiles) and writes them with a FileRestorer
+// (agent/file_restore.h), which checks the flag between entries and pieces.
 //
 // Thread safety: reentrant; `context` members must be thread-safe.
 #ifndef CAIRN_AGENT_JOB_EXECUTION_H_
@@ -42,6 +46,9 @@ JobOutcome ExecuteBackupJob(const BackupJob& job, MediaConnector* connector,
                             const JobContext& context);
 JobOutcome ExecuteRestoreJob(const RestoreJob& job, MediaConnector* connector,
                              const JobContext& context);
+JobOutcome ExecuteFileRestoreJob(const FileRestoreJob& job,
+                                 MediaConnector* connector,
+                                 const JobContext& context);
 JobOutcome ExecuteJob(const AgentJob& job, MediaConnector* connector,
                       const JobContext& context);
 

@@ -1,15 +1,19 @@
 // MediaConnector: how a job reaches the media agent named in its
-// MediaSessionSpec. The job runner knows only this interface; the daemon
-// uses GrpcMediaConnector (agent/grpc_media_connector.h), tests may wrap it
-// to intercept calls.
+// MediaSessionSpec - its data path (MediaLink) for backups and restores,
+// its browse service (BackupFileSource) for file restores. The job runner knows
+// only this interface; the daemon uses GrpcMediaConnector
+// (agent/grpc_media_connector.h), tests may wrap it to intercept calls.
 //
 // Thread safety: implementations are thread-safe.
 #ifndef CAIRN_AGENT_MEDIA_CONNECTOR_H_
 #define CAIRN_AGENT_MEDIA_CONNECTOR_H_
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "agent/agent_job.h"
+#include "agent/backup_file_source.h"
 #include "common/chunk_sink.h"
 #include "common/chunk_source.h"
 #include "common/status.h"
@@ -37,6 +41,15 @@ class MediaConnector {
   // up as Unavailable on the link's first call.
   virtual StatusOr<std::unique_ptr<MediaLink>> Connect(
       const MediaSessionSpec& spec) = 0;
+  // The files of one file system (`partition`; unset: the root one) of the
+  // backup named by `spec`'s BROWSE ticket, for a file-restore job. The
+  // source lives as long as the caller keeps it. Unimplemented unless
+  // overridden.
+  virtual StatusOr<std::unique_ptr<BackupFileSource>> ConnectFiles(
+      const MediaSessionSpec& spec, std::optional<uint32_t> partition) {
+    return absl::UnimplementedError(
+        "this agent cannot restore files from a backup");
+  }
 };
 
 }  // namespace cairn

@@ -187,6 +187,16 @@ StatusOr<v1::JobInfo> AdminClient::StartRestore(
   return resp;
 }
 
+StatusOr<v1::JobInfo> AdminClient::StartFileRestore(
+    const v1::StartFileRestoreRequest& req) {
+  v1::JobInfo resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  CAIRN_RETURN_IF_ERROR(
+      FromGrpc(stub_->StartFileRestore(&ctx, req, &resp), "StartFileRestore"));
+  return resp;
+}
+
 StatusOr<v1::ListJobsResponse> AdminClient::ListJobs(
     const std::string& client_id, const std::string& state) {
   v1::ListJobsRequest req;

@@ -45,6 +45,8 @@ class AdminClient {
   StatusOr<v1::ListBackupsResponse> ListBackups(const std::string& client_id);
   StatusOr<v1::BackupInfo> GetBackup(const std::string& backup_id);
   StatusOr<v1::JobInfo> StartRestore(const v1::StartRestoreRequest& request);
+  StatusOr<v1::JobInfo> StartFileRestore(
+      const v1::StartFileRestoreRequest& request);
   StatusOr<v1::ListJobsResponse> ListJobs(const std::string& client_id,
                                           const std::string& state);
   StatusOr<v1::JobInfo> CancelJob(uint64_t job_id);

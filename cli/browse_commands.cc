@@ -16,6 +16,7 @@
 
 #include "cli/browse_client.h"
 #include "cli/ctl_output.h"
+#include "cli/job_watch.h"
 #include "common/cli.h"
 #include "common/progress.h"
 #include "common/strings.h"
@@ -92,11 +93,13 @@ nlohmann::json EntryToJson(const v1::FileEntry& e) {
   nlohmann::json j = {{"path", e.path()},
                       {"type", TypeName(e.type())},
                       {"size", e.size()},
-                      {"mode", StrCat("0", [&] {
-                         char buf[16];
-                         std::snprintf(buf, sizeof(buf), "%o", e.mode());
-                         return std::string(buf);
-                       }())},
+                      {"mode", StrCat("0",
+                                      [&] {
+                                        char buf[16];
+                                        std::snprintf(buf, sizeof(buf), "%o",
+                                                      e.mode());
+                                        return std::string(buf);
+                                      }())},
                       {"uid", e.uid()},
                       {"gid", e.gid()},
                       {"mtime", TimeOf(e.mtime_ns())}};
@@ -138,8 +141,8 @@ int BrowseLs(BrowseClient* client, const CtlInvocation& inv) {
   }
   std::cout << target->backup_id << " partition " << fs.partition() << " ("
             << fs.fs_type() << (fs.label().empty() ? "" : " " + fs.label())
-            << ") " << resp->directory().path() << ": "
-            << resp->entries_size() << " entries\n";
+            << ") " << resp->directory().path() << ": " << resp->entries_size()
+            << " entries\n";
   for (const auto& e : resp->entries()) {
     std::cout << FormatEntryLine(e, BaseName(e.path())) << "\n";
   }
@@ -163,9 +166,9 @@ int BrowseFind(BrowseClient* client, const CtlInvocation& inv) {
     return kExitOk;
   }
   for (const auto& m : resp->matches()) {
-    std::cout << FormatEntryLine(m.entry(), StrCat(inv.backup, ":",
-                                                   m.partition(), ":",
-                                                   m.entry().path()))
+    std::cout << FormatEntryLine(m.entry(),
+                                 StrCat(inv.backup, ":", m.partition(), ":",
+                                        m.entry().path()))
               << "\n";
   }
   std::cerr << resp->matches_size() << " match(es)"
@@ -207,9 +210,8 @@ int BrowseSearch(AdminClient* admin, BrowseClient* client,
         j["partition"] = m.partition();
         rows.push_back(j);
       } else {
-        std::cout << FormatEntryLine(
-                         m.entry(),
-                         StrCat(id, ":", m.partition(), ":", m.entry().path()))
+        std::cout << FormatEntryLine(m.entry(), StrCat(id, ":", m.partition(),
+                                                       ":", m.entry().path()))
                   << "\n";
       }
     }
@@ -237,13 +239,13 @@ Status GetFile(BrowseClient* client, const BrowseTarget& t,
   const fs::path final_path(dest);
   const fs::path dir =
       final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-  std::string tmp = (dir / (".cairn-get." + final_path.filename().string() +
-                            ".XXXXXX"))
-                        .string();
+  std::string tmp =
+      (dir / (".cairn-get." + final_path.filename().string() + ".XXXXXX"))
+          .string();
   int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) {
-    return absl::ErrnoToStatus(errno, StrCat("creating a file in ",
-                                             dir.string()));
+    return absl::ErrnoToStatus(errno,
+                               StrCat("creating a file in ", dir.string()));
   }
   v1::FileEntry entry;
   std::unique_ptr<ProgressCounter> counter;
@@ -253,8 +255,8 @@ Status GetFile(BrowseClient* client, const BrowseTarget& t,
       [&](const v1::FileEntry& e) {
         entry = e;
         counter = std::make_unique<ProgressCounter>(e.size());
-        if (!json) printer = std::make_unique<ProgressPrinter>(
-                       StrCat("get ", t.path));
+        if (!json)
+          printer = std::make_unique<ProgressPrinter>(StrCat("get ", t.path));
         return Status();
       },
       [&](std::string_view data) -> Status {
@@ -375,7 +377,8 @@ Status GetDirectory(BrowseClient* client, const BrowseTarget& t,
   }
   ProgressCounter counter(total);
   std::unique_ptr<ProgressPrinter> printer;
-  if (!json) printer = std::make_unique<ProgressPrinter>(StrCat("get ", t.path));
+  if (!json)
+    printer = std::make_unique<ProgressPrinter>(StrCat("get ", t.path));
   uint64_t files = 0;
   for (const Item& it : items) {
     const v1::FileEntry& e = it.entry;
@@ -432,8 +435,8 @@ Status GetDirectory(BrowseClient* client, const BrowseTarget& t,
         },
         [&](std::string_view data) -> Status {
           if (archive_write_data(ar.get(), data.data(), data.size()) < 0) {
-            return absl::InternalError(StrCat(
-                "writing ", it.name, ": ", archive_error_string(ar.get())));
+            return absl::InternalError(StrCat("writing ", it.name, ": ",
+                                              archive_error_string(ar.get())));
           }
           written += data.size();
           counter.Add(data.size());
@@ -442,8 +445,8 @@ Status GetDirectory(BrowseClient* client, const BrowseTarget& t,
         });
     CAIRN_RETURN_IF_ERROR(s);
     if (written != e.size()) {
-      return absl::DataLossError(StrCat(e.path(), ": read ", written,
-                                        " of ", e.size(), " bytes"));
+      return absl::DataLossError(
+          StrCat(e.path(), ": read ", written, " of ", e.size(), " bytes"));
     }
     ++files;
   }
@@ -457,19 +460,42 @@ Status GetDirectory(BrowseClient* client, const BrowseTarget& t,
   return Status();
 }
 
-int BrowseGet(BrowseClient* client, const CtlInvocation& inv) {
+// browse get --to-agent: a file-restore job on the client's agent.
+int BrowseGetToAgent(AdminClient* admin, const BrowseTarget& target,
+                     const CtlInvocation& inv) {
+  auto dest = ParseAgentDestination(inv.to_agent);
+  if (!dest.ok()) return ReportCtlError(dest.status(), inv.json);
+  v1::StartFileRestoreRequest req;
+  req.set_backup_id(target.backup_id);
+  if (target.partition) req.set_partition(*target.partition);
+  req.set_source_path(target.path);
+  req.set_client_id(dest->client_id);
+  req.set_target_path(dest->path);
+  auto job = admin->StartFileRestore(req);
+  if (!job.ok()) return ReportCtlError(job.status(), inv.json);
+  const std::string what = StrCat(target.backup_id, ":", target.path, " -> ",
+                                  dest->client_id, ":", dest->path);
+  if (!inv.wait) {
+    if (inv.json) {
+      cli::PrintJson(JobToJson(*job));
+    } else {
+      std::cout << FormatJobQueued(*job) << ": " << what
+                << "\nfollow it with: cairnctl jobs watch " << job->job_id()
+                << "\n";
+    }
+    return kExitOk;
+  }
+  if (!inv.json) std::cerr << FormatJobQueued(*job) << ": " << what << "\n";
+  return WatchJobToEnd(admin, job->job_id(), inv.json);
+}
+
+int BrowseGet(AdminClient* admin, BrowseClient* client,
+              const CtlInvocation& inv) {
   auto target = ParseBrowseTarget(inv.id);
   if (!target.ok()) return ReportCtlError(target.status(), inv.json);
-  if (!inv.to_agent.empty()) {
-    return ReportCtlError(
-        absl::UnimplementedError(
-            "browse get --to-agent is not implemented yet: fetch with --to "
-            "and copy, or restore the image"),
-        inv.json);
-  }
+  if (!inv.to_agent.empty()) return BrowseGetToAgent(admin, *target, inv);
   // What is it? The parent's listing names its type.
-  auto self = client->List(target->backup_id, target->partition,
-                           target->path);
+  auto self = client->List(target->backup_id, target->partition, target->path);
   bool is_dir = self.ok();
   if (!self.ok() && !absl::IsFailedPrecondition(self.status())) {
     return ReportCtlError(self.status(), inv.json);
@@ -477,9 +503,9 @@ int BrowseGet(BrowseClient* client, const CtlInvocation& inv) {
   std::string dest = inv.to;
   if (is_dir) {
     if (dest.empty()) {
-      dest = (target->path == "/" ? std::string("root")
-                                  : BaseName(target->path)) +
-             ".tar";
+      dest =
+          (target->path == "/" ? std::string("root") : BaseName(target->path)) +
+          ".tar";
     }
     uint64_t files = 0, bytes = 0;
     Status s = GetDirectory(client, *target, dest, inv.json, &files, &bytes);
@@ -524,18 +550,15 @@ int BrowseCatalogue(BrowseClient* client, const CtlInvocation& inv) {
   if (!resp.ok()) return ReportCtlError(resp.status(), inv.json);
   const auto& c = resp->catalogue();
   auto fs_json = [](const v1::FileSystemCatalogue& fs) {
-    return nlohmann::json{{"partition", fs.partition()},
-                          {"offset", fs.offset()},
-                          {"size", fs.size()},
-                          {"fs_type", fs.fs_type()},
-                          {"label", fs.label()},
-                          {"uuid", fs.uuid()},
-                          {"error", fs.error()},
-                          {"truncated", fs.truncated()}};
+    return nlohmann::json{
+        {"partition", fs.partition()}, {"offset", fs.offset()},
+        {"size", fs.size()},           {"fs_type", fs.fs_type()},
+        {"label", fs.label()},         {"uuid", fs.uuid()},
+        {"error", fs.error()},         {"truncated", fs.truncated()}};
   };
   if (inv.json) {
-    nlohmann::json fss = nlohmann::json::array(), skipped =
-                                                       nlohmann::json::array();
+    nlohmann::json fss = nlohmann::json::array(),
+                   skipped = nlohmann::json::array();
     for (const auto& fs : c.filesystems()) fss.push_back(fs_json(fs));
     for (const auto& fs : c.skipped()) skipped.push_back(fs_json(fs));
     cli::PrintJson({{"backup_id", c.backup_id()},
@@ -599,6 +622,43 @@ StatusOr<BrowseTarget> ParseBrowseTarget(std::string_view text) {
   return t;
 }
 
+StatusOr<AgentDestination> ParseAgentDestination(std::string_view text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        StrCat("--to-agent '", text, "' is not CLIENT:/path"));
+  }
+  AgentDestination d;
+  d.client_id = std::string(text.substr(0, colon));
+  std::string_view path = text.substr(colon + 1);
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        StrCat("--to-agent '", text,
+               "': the path on the client must be absolute (start with '/')"));
+  }
+  size_t start = 0;
+  bool named = false;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          StrCat("--to-agent '", text,
+                 "': '..' is not allowed in the path (path traversal)"));
+    }
+    if (!part.empty() && part != ".") named = true;
+    start = end + 1;
+  }
+  if (!named) {
+    return absl::InvalidArgumentError(
+        StrCat("--to-agent '", text,
+               "': name the file or directory to write, not '/'"));
+  }
+  d.path = std::string(path);
+  return d;
+}
+
 int RunBrowseCommand(AdminClient* admin, const CtlInvocation& inv) {
   auto timeout = ParseDuration(inv.timeout);
   if (!timeout.ok()) return ReportCtlError(timeout.status(), inv.json);
@@ -611,7 +671,7 @@ int RunBrowseCommand(AdminClient* admin, const CtlInvocation& inv) {
     case CtlCommand::kBrowseSearch:
       return BrowseSearch(admin, &client, inv);
     case CtlCommand::kBrowseGet:
-      return BrowseGet(&client, inv);
+      return BrowseGet(admin, &client, inv);
     case CtlCommand::kBrowseCatalogue:
       return BrowseCatalogue(&client, inv);
     default:

@@ -180,19 +180,19 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
       "Browse and fetch files of image backups without restoring them "
       "(DESIGN.md 6)");
   browse->require_subcommand(1);
-  Leaf(browse, "ls", "List a directory of a backup", inv,
-       CtlCommand::kBrowseLs)
+  Leaf(browse, "ls", "List a directory of a backup", inv, CtlCommand::kBrowseLs)
       ->add_option("WHERE", inv->id,
                    "BACKUP:/path, or BACKUP:PARTITION:/path for another "
                    "file system than the root one")
       ->required();
-  CLI::App* bfind = Leaf(browse, "find",
-                         "Find files in one backup by name or path pattern",
-                         inv, CtlCommand::kBrowseFind);
+  CLI::App* bfind =
+      Leaf(browse, "find", "Find files in one backup by name or path pattern",
+           inv, CtlCommand::kBrowseFind);
   bfind->add_option("BACKUP", inv->backup, "Backup id")->required();
-  bfind->add_option("PATTERN", inv->pattern,
-                    "Shell pattern: without '/' matches names (sshd_*), with "
-                    "'/' whole paths (/etc/*/sshd_config)")
+  bfind
+      ->add_option("PATTERN", inv->pattern,
+                   "Shell pattern: without '/' matches names (sshd_*), with "
+                   "'/' whole paths (/etc/*/sshd_config)")
       ->required();
   bfind->add_option("--partition", inv->partition,
                     "Only this partition (default: every file system)");
@@ -212,14 +212,21 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
                         "times) or a directory (as a tar stream)",
                         inv, CtlCommand::kBrowseGet);
   bget->add_option("WHERE", inv->id, "BACKUP[:PARTITION]:/path")->required();
-  bget->add_option("--to", inv->to,
-                   "Local file or directory (default: the file's name, or "
-                   "NAME.tar for a directory; '-' streams the tar to stdout)");
-  bget->add_option("--to-agent", inv->to_agent,
-                   "Restore onto a client through its agent: CLIENT:/path");
-  CLI::App* bcat = Leaf(browse, "catalogue",
-                        "Show (or rebuild) a backup's file catalogue", inv,
-                        CtlCommand::kBrowseCatalogue);
+  auto* bto = bget->add_option(
+      "--to", inv->to,
+      "Local file or directory (default: the file's name, or NAME.tar for a "
+      "directory; '-' streams the tar to stdout)");
+  auto* bto_agent = bget->add_option(
+      "--to-agent", inv->to_agent,
+      "Restore onto a client through its agent, as a job: CLIENT:/path (the "
+      "path the file or directory gets there; its parent must exist)");
+  bto->excludes(bto_agent);
+  bget->add_flag("--wait", inv->wait,
+                 "--to-agent: watch the job to its end (progress on stderr); "
+                 "exit 1 if it fails");
+  CLI::App* bcat =
+      Leaf(browse, "catalogue", "Show (or rebuild) a backup's file catalogue",
+           inv, CtlCommand::kBrowseCatalogue);
   bcat->add_option("BACKUP", inv->backup, "Backup id")->required();
   bcat->add_flag("--rebuild", inv->rebuild,
                  "Record the catalogue again from the image");
@@ -351,6 +358,13 @@ Status ValidateInvocation(const CtlInvocation& inv) {
           return absl::InvalidArgumentError(
               StrCat("--nic-map '", pair, "' is not SOURCE=TARGET"));
         }
+      }
+      break;
+    case CtlCommand::kBrowseGet:
+      if (inv.wait && inv.to_agent.empty()) {
+        return absl::InvalidArgumentError(
+            "--wait is for --to-agent (a local get always finishes before "
+            "cairnctl exits)");
       }
       break;
     case CtlCommand::kBrowseFind:

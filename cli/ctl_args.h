@@ -13,7 +13,8 @@
 //     profile diff --source BACKUP (--target CLIENT | --target-file FILE)
 //                  [--nic-map SRC=DST]... [--conflict-choice C]
 //     browse ls BACKUP[:PARTITION]:/path | find BACKUP PATTERN |
-//            search CLIENT PATTERN | get BACKUP[:PARTITION]:/path [--to L] |
+//            search CLIENT PATTERN |
+//            get BACKUP[:PARTITION]:/path [--to L | --to-agent C:/P [--wait]] |
 //            catalogue BACKUP [--rebuild]
 //
 // Global flags may also follow the command. --server and --cred-dir
@@ -76,7 +77,7 @@ struct CtlInvocation {
   std::string target;  // restore start
   std::string state;   // jobs list
   bool incremental = false;  // backup start
-  bool wait = false;         // backup start, restore start
+  bool wait = false;  // backup start, restore start, browse get --to-agent
   // profile show / diff
   std::string at_backup;             // show --at
   bool full = false;                 // show --full: module indices in the JSON
@@ -87,12 +88,12 @@ struct CtlInvocation {
   // browse (cli/browse_commands.h); `id` holds BACKUP[:PARTITION]:/path for
   // ls and get, `backup` the backup of find and catalogue, `client` the
   // client of search.
-  std::string pattern;                 // find, search
-  std::optional<uint32_t> partition;   // find --partition
-  uint32_t limit = 0;                  // find, search --limit (0: 1000)
-  std::string to;                      // get --to
-  std::string to_agent;                // get --to-agent CLIENT:/path
-  bool rebuild = false;                // catalogue --rebuild
+  std::string pattern;                // find, search
+  std::optional<uint32_t> partition;  // find --partition
+  uint32_t limit = 0;                 // find, search --limit (0: 1000)
+  std::string to;                     // get --to
+  std::string to_agent;               // get --to-agent CLIENT:/path
+  bool rebuild = false;               // catalogue --rebuild
 };
 
 // Defines every command and flag on `app`, writing into `*inv` (which must

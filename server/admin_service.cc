@@ -261,6 +261,34 @@ grpc::Status AdminHandler::StartRestore(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminHandler::StartFileRestore(
+    grpc::ServerContext* ctx, const v1::StartFileRestoreRequest* req,
+    v1::JobInfo* resp) {
+  std::string target = StrCat("backup/", req->backup_id().substr(0, 128));
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.StartFileRestore", "file-restore.start", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  FileRestoreJobRequest r;
+  r.backup_id = req->backup_id();
+  if (req->has_partition()) r.partition = req->partition();
+  r.source_path = req->source_path();
+  r.client_id = req->client_id();
+  r.target_path = req->target_path();
+  r.requested_by = peer->identity;
+  AuditEntry audit = Audit(
+      *peer, "file-restore.start", target,
+      StrCat(req->has_partition() ? StrCat("partition ", req->partition(), " ")
+                                  : std::string(),
+             req->source_path().substr(0, 256), " to ",
+             req->client_id().empty() ? "its own client" : req->client_id(),
+             ":", req->target_path().substr(0, 256)));
+  auto job = engine_->StartFileRestore(r, &audit);
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  FillJob(*job, resp);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminHandler::ListJobs(grpc::ServerContext* ctx,
                                     const v1::ListJobsRequest* req,
                                     v1::ListJobsResponse* resp) {
@@ -410,15 +438,14 @@ grpc::Status AdminHandler::DiffProfiles(grpc::ServerContext* ctx,
 grpc::Status AdminHandler::OpenBrowse(grpc::ServerContext* ctx,
                                       const v1::OpenBrowseRequest* req,
                                       v1::OpenBrowseResponse* resp) {
-  const std::string target =
-      req->backup_ids_size() == 1 ? req->backup_ids(0)
-                                  : StrCat(req->backup_ids_size(), " backups");
+  const std::string target = req->backup_ids_size() == 1
+                                 ? req->backup_ids(0)
+                                 : StrCat(req->backup_ids_size(), " backups");
   auto peer =
       Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
                 "Admin.OpenBrowse", "browse.open", target);
   if (!peer.ok()) return ToGrpcStatus(peer.status());
-  if (req->backup_ids().empty() ||
-      req->backup_ids_size() > kMaxBrowseGrants) {
+  if (req->backup_ids().empty() || req->backup_ids_size() > kMaxBrowseGrants) {
     return ToGrpcStatus(absl::InvalidArgumentError(
         StrCat("name 1-", kMaxBrowseGrants, " backups to browse")));
   }

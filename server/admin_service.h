@@ -5,9 +5,9 @@
 // domain types and calls the catalog, EnrollmentService or JobEngine.
 //
 // Audit: every mutating RPC (CreateToken, RevokeClient, StartBackup,
-// StartRestore, CancelJob) writes its audit entry in the same catalog batch
-// as the change; a refused attempt by an authenticated caller is audited
-// with result "denied: ...".
+// StartRestore, StartFileRestore, CancelJob) writes its audit entry in the
+// same catalog batch as the change; a refused attempt by an authenticated
+// caller is audited with result "denied: ...".
 //
 // WatchJob streams the job once at once and again after each change the
 // JobEngine reports (JobEvents), ending when the job ends, the caller
@@ -69,6 +69,9 @@ class AdminHandler final : public v1::Admin::Service {
   grpc::Status StartRestore(grpc::ServerContext* ctx,
                             const v1::StartRestoreRequest* req,
                             v1::JobInfo* resp) override;
+  grpc::Status StartFileRestore(grpc::ServerContext* ctx,
+                                const v1::StartFileRestoreRequest* req,
+                                v1::JobInfo* resp) override;
   grpc::Status ListJobs(grpc::ServerContext* ctx,
                         const v1::ListJobsRequest* req,
                         v1::ListJobsResponse* resp) override;

@@ -41,6 +41,14 @@ v1::ServerCommand ToProto(const AgentCommand& command) {
     p->set_backup_id(r->backup_id);
     p->set_target_path(r->target_path);
     ToProto(r->media, p->mutable_media());
+  } else if (const auto* f = std::get_if<FileRestoreAssignment>(&command)) {
+    auto* p = out.mutable_file_restore();
+    p->set_job_id(f->job_id);
+    p->set_backup_id(f->backup_id);
+    if (f->partition) p->set_partition(*f->partition);
+    p->set_source_path(f->source_path);
+    p->set_target_path(f->target_path);
+    ToProto(f->media, p->mutable_media());
   } else if (const auto* c = std::get_if<CancelAssignment>(&command)) {
     out.mutable_cancel()->set_job_id(c->job_id);
   } else if (std::holds_alternative<ProfileRequestCommand>(command)) {

@@ -9,6 +9,7 @@
 #define CAIRN_SERVER_AGENT_SESSION_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -38,6 +39,17 @@ struct RestoreAssignment {
   MediaAssignment media;
 };
 
+// Files of a backup restored onto the client (docs/browse.md). `media`
+// carries a BROWSE ticket for the client and no data key.
+struct FileRestoreAssignment {
+  uint64_t job_id = 0;
+  std::string backup_id;
+  std::optional<uint32_t> partition;  // unset: the root file system
+  std::string source_path;            // normalized, in the backup
+  std::string target_path;            // absolute, on the client
+  MediaAssignment media;
+};
+
 struct CancelAssignment {
   uint64_t job_id = 0;
 };
@@ -45,8 +57,9 @@ struct CancelAssignment {
 // Asks the agent for its hardware profile now.
 struct ProfileRequestCommand {};
 
-using AgentCommand = std::variant<BackupAssignment, RestoreAssignment,
-                                  CancelAssignment, ProfileRequestCommand>;
+using AgentCommand =
+    std::variant<BackupAssignment, RestoreAssignment, CancelAssignment,
+                 ProfileRequestCommand, FileRestoreAssignment>;
 
 // An agent's progress report for a running job.
 struct JobProgressReport {
@@ -59,9 +72,9 @@ struct JobProgressReport {
 struct JobOutcome {
   uint64_t job_id = 0;
   bool ok = false;
-  std::string error;      // when !ok
-  std::string backup_id;  // backup jobs: the backup the agent committed
-  uint64_t image_size = 0;
+  std::string error;        // when !ok
+  std::string backup_id;    // backup jobs: the backup the agent committed
+  uint64_t image_size = 0;  // file-restore jobs: file bytes restored
   uint64_t new_stored_bytes = 0;
   uint64_t chunks_new = 0;
   uint64_t chunks_deduplicated = 0;

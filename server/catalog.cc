@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <set>
 #include <utility>
@@ -359,13 +360,17 @@ v1::JobRecord ToProto(const Job& j) {
   r.set_total_bytes(j.progress.total_bytes);
   r.set_bytes_per_second(j.progress.bytes_per_second);
   r.set_error(j.error);
+  if (j.kind == JobKind::kFileRestore) {
+    r.set_source_path(j.source_path);
+    if (j.partition) r.set_partition(*j.partition);
+  }
   return r;
 }
 Status FromProto(const std::string& key, const v1::JobRecord& r, Job* j) {
   if (key != JobKey(r.job_id()) || r.job_id() == 0) {
     return Damaged(key, "job id does not match the key");
   }
-  if (!EnumFromProto(r.kind(), 2, &j->kind)) {
+  if (!EnumFromProto(r.kind(), 3, &j->kind)) {
     return Damaged(key,
                    StrCat("unknown job kind ", static_cast<int>(r.kind())));
   }
@@ -387,6 +392,15 @@ Status FromProto(const std::string& key, const v1::JobRecord& r, Job* j) {
   j->progress.total_bytes = r.total_bytes();
   j->progress.bytes_per_second = r.bytes_per_second();
   j->error = r.error();
+  j->source_path.clear();
+  j->partition.reset();
+  if (j->kind == JobKind::kFileRestore) {
+    j->source_path = r.source_path();
+    if (r.has_partition()) j->partition = r.partition();
+    if (j->source_path.empty()) {
+      return Damaged(key, "file-restore job without a source path");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -1407,9 +1421,19 @@ Status Catalog::SetBackupStatus(std::string_view backup_id, BackupStatus status,
 StatusOr<Job> Catalog::CreateJob(const Job& spec, const AuditEntry* audit) {
   std::lock_guard<std::mutex> lock(mu_);
   CAIRN_RETURN_IF_ERROR(CheckOpen());
-  if (spec.kind != JobKind::kBackup && spec.kind != JobKind::kRestore) {
+  if (spec.kind != JobKind::kBackup && spec.kind != JobKind::kRestore &&
+      spec.kind != JobKind::kFileRestore) {
     return absl::InvalidArgumentError(
         StrCat("unknown job kind ", static_cast<int>(spec.kind)));
+  }
+  if (spec.kind == JobKind::kFileRestore) {
+    if (spec.source_path.empty() || spec.target.empty()) {
+      return absl::InvalidArgumentError(
+          "a file-restore job needs a source path and a target path");
+    }
+  } else if (!spec.source_path.empty() || spec.partition) {
+    return absl::InvalidArgumentError(
+        "only a file-restore job has a source path and partition");
   }
   CAIRN_ASSIGN_OR_RETURN(Client client, GetClient(spec.client_id));
   if (client.revoked) {
@@ -1424,9 +1448,10 @@ StatusOr<Job> Catalog::CreateJob(const Job& spec, const AuditEntry* audit) {
           StrCat("media agent '", agent.media_agent_id, "' is revoked"));
     }
   }
-  if (spec.kind == JobKind::kRestore) {
+  if (spec.kind == JobKind::kRestore || spec.kind == JobKind::kFileRestore) {
     if (spec.backup_id.empty()) {
-      return absl::InvalidArgumentError("a restore job needs a backup id");
+      return absl::InvalidArgumentError(
+          StrCat("a ", JobKindName(spec.kind), " job needs a backup id"));
     }
     CAIRN_RETURN_IF_ERROR(GetBackup(spec.backup_id).status());
   } else if (!spec.backup_id.empty()) {

@@ -163,10 +163,13 @@ class Catalog {
   // ---- Jobs --------------------------------------------------------------
 
   // Queues a job described by `spec` (kind, client_id, media_agent_id,
-  // backup_id for restores, incremental, target, requested_by); the catalog
+  // backup_id for restores and file restores, incremental, target,
+  // source_path and partition for file restores, requested_by); the catalog
   // assigns job_id (the persisted counter, in the same batch), state kQueued
   // and created_us. The client must exist and not be revoked, a named media
-  // agent must exist, a restore's backup must exist. Returns the stored job.
+  // agent must exist, a restore's backup must exist; a file restore needs a
+  // source path and a target, other kinds must have neither source path nor
+  // partition. Returns the stored job.
   StatusOr<Job> CreateJob(const Job& spec, const AuditEntry* audit = nullptr);
   StatusOr<Job> GetJob(uint64_t job_id) const;
   // Jobs matching `filter`, by ascending job id.
@@ -181,9 +184,9 @@ class Catalog {
   // failed on restart anyway. A later synced write makes it durable.
   Status UpdateJobProgress(uint64_t job_id, const JobProgress& progress);
   // Moves a job to a final state: kFailed (needs a non-empty `error`),
-  // kCancelled, or kSucceeded (restore jobs only and only from kRunning; a
-  // backup job succeeds through CommitBackup). FailedPrecondition if the job
-  // is already final, nothing written.
+  // kCancelled, or kSucceeded (restore and file-restore jobs only, and only
+  // from kRunning; a backup job succeeds through CommitBackup).
+  // FailedPrecondition if the job is already final, nothing written.
   Status FinishJob(uint64_t job_id, JobState state, std::string_view error,
                    const AuditEntry* audit = nullptr);
 

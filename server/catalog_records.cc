@@ -50,6 +50,8 @@ std::string_view JobKindName(JobKind kind) {
       return "backup";
     case JobKind::kRestore:
       return "restore";
+    case JobKind::kFileRestore:
+      return "file-restore";
   }
   return "unknown";
 }

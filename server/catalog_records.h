@@ -105,7 +105,9 @@ struct BackupEntry {
   bool encrypted = false;  // stored under the storage policy's data key
 };
 
-enum class JobKind : uint8_t { kBackup = 1, kRestore = 2 };
+// kRestore writes a whole image; kFileRestore restores files of a backup
+// onto a client through its agent (docs/browse.md, "browse get --to-agent").
+enum class JobKind : uint8_t { kBackup = 1, kRestore = 2, kFileRestore = 3 };
 std::string_view JobKindName(JobKind kind);
 
 // Allowed transitions: kQueued -> kRunning | kFailed | kCancelled;
@@ -135,13 +137,19 @@ struct Job {
   JobState state = JobState::kQueued;
   std::string client_id;       // the machine backed up or restored to
   std::string media_agent_id;  // may be empty until assigned
-  // Backup jobs: the backup produced (set by CommitBackup). Restore jobs: the
-  // backup restored.
+  // Backup jobs: the backup produced (set by CommitBackup). Restore and
+  // file-restore jobs: the backup restored.
   std::string backup_id;
   bool incremental = false;  // backup jobs
   // Backup jobs: the source path on the client. Restore jobs: device, path
-  // or hypervisor spec.
+  // or hypervisor spec. File-restore jobs: the absolute path on the client
+  // that the restored item gets.
   std::string target;
+  // File-restore jobs: the normalized path in the backup's file system, and
+  // that file system (partition number, 0 for a whole disk; unset: the root
+  // file system). Empty / unset for other kinds.
+  std::string source_path;
+  std::optional<uint32_t> partition;
   std::string requested_by;  // user name, or "scheduler"
   int64_t created_us = 0;
   int64_t started_us = 0;

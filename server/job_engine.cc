@@ -11,6 +11,7 @@
 #include "common/key_wrap.h"
 #include "common/session_ticket.h"
 #include "common/strings.h"
+#include "media_agent/file_catalogue.h"
 
 namespace cairn {
 namespace {
@@ -24,6 +25,40 @@ Status CheckPath(std::string_view path, std::string_view what) {
         StrCat(what, " must be 1..", kMaxPathBytes, " bytes without NUL"));
   }
   return Status();
+}
+
+// "/srv//data/./x/" -> "/srv/data/x": absolute, below "/", no ".."
+// components (InvalidArgument).
+StatusOr<std::string> NormalizeTargetPath(std::string_view path) {
+  CAIRN_RETURN_IF_ERROR(CheckPath(path, "target path"));
+  if (path[0] != '/') {
+    return absl::InvalidArgumentError(
+        StrCat("target path '", path.substr(0, 256),
+               "' must be absolute (start with '/')"));
+  }
+  std::string out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          StrCat("target path '", path.substr(0, 256),
+                 "' has a '..' component (path traversal)"));
+    }
+    if (!part.empty() && part != ".") {
+      out += '/';
+      out += part;
+    }
+    start = end + 1;
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        "the target path must name a file or directory below '/', not '/' "
+        "itself");
+  }
+  return out;
 }
 
 }  // namespace
@@ -96,6 +131,42 @@ StatusOr<Job> JobEngine::StartRestore(const RestoreJobRequest& request,
   spec.media_agent_id = backup.media_agent_id;
   spec.backup_id = backup.backup_id;
   spec.target = request.target_path;
+  spec.requested_by = request.requested_by;
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
+  events_->Notify();
+  DispatchLocked(job.client_id);
+  return catalog_->GetJob(job.job_id);
+}
+
+StatusOr<Job> JobEngine::StartFileRestore(const FileRestoreJobRequest& request,
+                                          const AuditEntry* audit) {
+  if (request.source_path.empty()) {
+    return absl::InvalidArgumentError("name the path to restore in the backup");
+  }
+  auto source = NormalizeBrowsePath(request.source_path);
+  if (!source.ok()) {
+    return Status(source.status().code(),
+                  StrCat("source path: ", ToStd(source.status().message())));
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::string target,
+                         NormalizeTargetPath(request.target_path));
+  CAIRN_ASSIGN_OR_RETURN(BackupEntry backup,
+                         catalog_->GetBackup(request.backup_id));
+  if (backup.status != BackupStatus::kAvailable) {
+    return absl::FailedPreconditionError(
+        StrCat("backup '", backup.backup_id, "' is ",
+               BackupStatusName(backup.status), ", not available"));
+  }
+  Job spec;
+  spec.kind = JobKind::kFileRestore;
+  spec.client_id =
+      request.client_id.empty() ? backup.client_id : request.client_id;
+  spec.media_agent_id = backup.media_agent_id;
+  spec.backup_id = backup.backup_id;
+  spec.source_path = *std::move(source);
+  spec.partition = request.partition;
+  spec.target = std::move(target);
   spec.requested_by = request.requested_by;
   std::lock_guard<std::mutex> lock(mu_);
   CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
@@ -271,7 +342,20 @@ Status JobEngine::ReportResult(const std::string& client_id,
                        outcome.error.empty()
                            ? "the agent reported a failure without a reason"
                            : outcome.error);
-  } else if (a.kind == JobKind::kRestore) {
+  } else if (a.kind == JobKind::kRestore || a.kind == JobKind::kFileRestore) {
+    if (a.kind == JobKind::kFileRestore && outcome.image_size > 0) {
+      // The bytes restored, also when the job ended before its first
+      // progress report.
+      JobProgress p;
+      p.done_bytes = p.total_bytes = outcome.image_size;
+      p.bytes_per_second =
+          static_cast<uint64_t>(static_cast<double>(outcome.image_size) * 1e6 /
+                                std::max<int64_t>(Now() - a.started_us, 1));
+      if (Status s = catalog_->UpdateJobProgress(job_id, p); !s.ok()) {
+        spdlog::warn("job {}: recording its size: {}", job_id,
+                     ToStd(s.message()));
+      }
+    }
     FinishActiveLocked(job_id, JobState::kSucceeded, "");
   } else {
     std::string backup_id =
@@ -509,6 +593,32 @@ StatusOr<std::string> JobEngine::WrapDataKeyLocked(
   return WrapKey(options_.data_key, media_cert_pem);
 }
 
+StatusOr<JobEngine::MediaChoice> JobEngine::MediaHoldingLocked(
+    const BackupEntry& backup) {
+  CAIRN_ASSIGN_OR_RETURN(MediaChoice media,
+                         ChooseMediaLocked(backup.media_agent_id));
+  if (media.media_id != backup.media_agent_id) {
+    return absl::FailedPreconditionError(
+        StrCat("media agent '", backup.media_agent_id, "' holding backup '",
+               backup.backup_id, "' is not available"));
+  }
+  return media;
+}
+
+StatusOr<std::string> JobEngine::SignBrowseTicketLocked(
+    const std::string& backup_id, const MediaChoice& media,
+    const std::string& client_id, uint64_t job_id, int64_t expires_us) const {
+  SessionTicket t;
+  t.operation = SessionTicket::Operation::kBrowse;
+  t.client_id = client_id;
+  t.job_id = job_id;
+  t.backup_id = backup_id;
+  t.media_id = media.media_id;
+  t.expires_unix_us = expires_us;
+  CAIRN_ASSIGN_OR_RETURN(t.wrapped_key, WrapDataKeyLocked(media.cert_pem));
+  return SignTicket(t, options_.ticket_key_pem);
+}
+
 StatusOr<BrowseGrant> JobEngine::GrantBrowse(const std::string& backup_id,
                                              const std::string& caller,
                                              std::chrono::seconds ttl) {
@@ -519,30 +629,20 @@ StatusOr<BrowseGrant> JobEngine::GrantBrowse(const std::string& backup_id,
                "; only an available backup can be browsed"));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(MediaChoice media,
-                         ChooseMediaLocked(backup.media_agent_id));
-  if (media.media_id != backup.media_agent_id) {
-    return absl::FailedPreconditionError(
-        StrCat("media agent '", backup.media_agent_id, "' holding backup '",
-               backup_id, "' is not available"));
-  }
-  SessionTicket t;
-  t.operation = SessionTicket::Operation::kBrowse;
-  t.client_id = caller;
-  t.backup_id = backup_id;
-  t.media_id = media.media_id;
-  t.expires_unix_us =
-      Now() + std::chrono::duration_cast<std::chrono::microseconds>(ttl).count();
-  CAIRN_ASSIGN_OR_RETURN(t.wrapped_key, WrapDataKeyLocked(media.cert_pem));
+  CAIRN_ASSIGN_OR_RETURN(MediaChoice media, MediaHoldingLocked(backup));
+  const int64_t expires_us =
+      Now() +
+      std::chrono::duration_cast<std::chrono::microseconds>(ttl).count();
   CAIRN_ASSIGN_OR_RETURN(std::string ticket,
-                         SignTicket(t, options_.ticket_key_pem));
+                         SignBrowseTicketLocked(backup_id, media, caller,
+                                                /*job_id=*/0, expires_us));
   BrowseGrant g;
   g.backup_id = backup_id;
   g.client_id = backup.client_id;
   g.media_id = media.media_id;
   g.media_address = media.address;
   g.ticket = std::move(ticket);
-  g.expires_unix_us = t.expires_unix_us;
+  g.expires_unix_us = expires_us;
   return g;
 }
 
@@ -570,18 +670,27 @@ Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
   } else {
     CAIRN_ASSIGN_OR_RETURN(BackupEntry backup,
                            catalog_->GetBackup(job.backup_id));
-    CAIRN_ASSIGN_OR_RETURN(media, ChooseMediaLocked(backup.media_agent_id));
-    if (media.media_id != backup.media_agent_id) {
-      return absl::FailedPreconditionError(
-          StrCat("media agent '", backup.media_agent_id, "' holding backup '",
-                 backup.backup_id, "' is not available"));
-    }
+    CAIRN_ASSIGN_OR_RETURN(media, MediaHoldingLocked(backup));
     a.backup_id = backup.backup_id;
   }
   a.media_id = media.media_id;
   a.media_cert_pem = media.cert_pem;
-  CAIRN_ASSIGN_OR_RETURN(std::string ticket, SignTicketLocked(job, a));
-  MediaAssignment m{media.address, std::move(ticket), options_.data_key};
+  MediaAssignment m;
+  m.address = media.address;
+  if (job.kind == JobKind::kFileRestore) {
+    // The agent reads files through BrowseService as the job's client; the
+    // media agent decrypts, so the assignment carries no data key.
+    const int64_t expires_us =
+        a.started_us + std::chrono::duration_cast<std::chrono::microseconds>(
+                           options_.ticket_ttl)
+                           .count();
+    CAIRN_ASSIGN_OR_RETURN(
+        m.ticket, SignBrowseTicketLocked(a.backup_id, media, job.client_id,
+                                         job.job_id, expires_us));
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(m.ticket, SignTicketLocked(job, a));
+    m.data_key = options_.data_key;
+  }
 
   CAIRN_RETURN_IF_ERROR(catalog_->StartJob(
       job.job_id, a.media_id,
@@ -597,6 +706,15 @@ Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
     b.zstd_level = options_.zstd_level;
     b.media = std::move(m);
     command = std::move(b);
+  } else if (job.kind == JobKind::kFileRestore) {
+    FileRestoreAssignment f;
+    f.job_id = job.job_id;
+    f.backup_id = a.backup_id;
+    f.partition = job.partition;
+    f.source_path = job.source_path;
+    f.target_path = job.target;
+    f.media = std::move(m);
+    command = std::move(f);
   } else {
     RestoreAssignment r;
     r.job_id = job.job_id;

@@ -1,7 +1,7 @@
-// JobEngine: runs backup and restore jobs on the connected agents (DESIGN.md
-// section 3). It knows nothing of gRPC: admin handlers call StartBackup /
-// StartRestore / Cancel, the agent stream handler reports sessions,
-// progress and results.
+// JobEngine: runs backup, restore and file-restore jobs on the connected
+// agents (DESIGN.md sections 3 and 6). It knows nothing of gRPC: admin
+// handlers call StartBackup / StartRestore / StartFileRestore / Cancel, the
+// agent stream handler reports sessions, progress and results.
 //
 // Life of a job:
 //   queued    CreateJob in the catalog. It waits there (across server
@@ -12,14 +12,20 @@
 //             one), signs a SessionTicket for it (ticket_ttl), pushes the
 //             BackupAssignment/RestoreAssignment down the client's session
 //             and marks the job running (StartJob). The job is bound to that
-//             session.
+//             session. A file restore goes to the media agent holding the
+//             backup with a BROWSE ticket for the target client (the data
+//             key wrapped for that media agent, as GrantBrowse does) and no
+//             data key in the FileRestoreAssignment: the agent reads files
+//             through BrowseService and never sees the key.
 //   progress  UpdateJobProgress (advisory, unsynced).
 //   result    backup ok: the media agent has already committed the manifest
 //             (checked through `committed_check` for the embedded one; a
 //             separate media agent's signed commit receipt, forwarded by
 //             the agent, must verify and match the job); CommitBackup
 //             records the backup and the job's success in one batch - the
-//             backup exists from then on. Restore ok: FinishJob(kSucceeded).
+//             backup exists from then on. Restore and file restore ok:
+//             FinishJob(kSucceeded) (a file restore first records the bytes
+//             it restored, JobOutcome::image_size, as its progress).
 //             Not ok: FinishJob(kFailed, the agent's error).
 //   cancel    a queued job is cancelled in place; a running one also gets a
 //             CancelAssignment pushed to its agent. A late result is ignored.
@@ -50,6 +56,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -109,11 +116,22 @@ struct RestoreJobRequest {
   std::string requested_by;
 };
 
+// Files of a backup restored onto a client through its agent
+// (docs/browse.md, `cairnctl browse get --to-agent`).
+struct FileRestoreJobRequest {
+  std::string backup_id;
+  std::optional<uint32_t> partition;  // unset: the root file system
+  std::string source_path;  // in the backup; normalized before it is stored
+  std::string client_id;    // target machine; empty: the backup's client
+  std::string target_path;  // absolute on the target, no ".." components
+  std::string requested_by;
+};
+
 // Permission to browse one backup's files on the media agent that holds it
 // (BrowseService, proto/cairn/v1/browse.proto).
 struct BrowseGrant {
   std::string backup_id;
-  std::string client_id;      // the machine the backup is of
+  std::string client_id;  // the machine the backup is of
   std::string media_id;
   std::string media_address;  // empty: the server's own address (embedded)
   std::string ticket;         // serialized SignedTicket (BROWSE)
@@ -139,6 +157,14 @@ class JobEngine {
                             const AuditEntry* audit = nullptr);
   StatusOr<Job> StartRestore(const RestoreJobRequest& request,
                              const AuditEntry* audit = nullptr);
+  // As StartRestore, for files: the source path is normalized
+  // (NormalizeBrowsePath) and the target path must be absolute, below "/",
+  // without ".." components (both InvalidArgument, "path traversal" for
+  // ".."); "." and empty components are dropped. The backup must be
+  // available (FailedPrecondition), the client must exist (NotFound) and not
+  // be revoked (FailedPrecondition).
+  StatusOr<Job> StartFileRestore(const FileRestoreJobRequest& request,
+                                 const AuditEntry* audit = nullptr);
   // A BROWSE ticket for `caller` (the identity in its certificate) on the
   // media agent holding `backup_id`, valid for `ttl`, with the data key
   // wrapped for that media agent. NotFound for an unknown backup;
@@ -201,12 +227,24 @@ class JobEngine {
   void DispatchLocked(const std::string& client_id);
   Status DispatchJobLocked(const Job& job, uint64_t session_id);
   StatusOr<MediaChoice> ChooseMediaLocked(const std::string& preferred);
+  // The media agent holding `backup`; FailedPrecondition if it is not
+  // available. REQUIRES: mu_ held.
+  StatusOr<MediaChoice> MediaHoldingLocked(const BackupEntry& backup);
   // The data key wrapped for a media agent's certificate; empty when
   // backups are not encrypted. REQUIRES: mu_ held.
   StatusOr<std::string> WrapDataKeyLocked(
       const std::string& media_cert_pem) const;
   StatusOr<std::string> SignTicketLocked(const Job& job,
                                          const ActiveJob& active);
+  // A signed BROWSE ticket for `client_id` (the identity in its
+  // certificate) on `media` for `backup_id` (with `job_id`, 0 for none),
+  // expiring at `expires_us`, with the data key wrapped for that media
+  // agent. GrantBrowse and file-restore jobs use it. REQUIRES: mu_ held.
+  StatusOr<std::string> SignBrowseTicketLocked(const std::string& backup_id,
+                                               const MediaChoice& media,
+                                               const std::string& client_id,
+                                               uint64_t job_id,
+                                               int64_t expires_us) const;
   // Marks a running job final and forgets it. REQUIRES: mu_ held.
   void FinishActiveLocked(uint64_t job_id, JobState state,
                           std::string_view error,

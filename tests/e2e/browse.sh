@@ -6,7 +6,9 @@
 #   catalogue, ls /etc, find sshd_config / hostname, search across the
 #   client's backups, get a file and a directory (tar) and compare both with
 #   the fixture's own files read through an independent path (a read-only
-#   loop mount of the raw image); refuse path traversal; prove the backup's
+#   loop mount of the raw image); restore a directory and a file onto the
+#   client through its agent (--to-agent) and compare them the same way;
+#   refuse path traversal; prove the backup's
 #   chunks and manifests are unchanged after browsing; prove the server
 #   leaves no mount behind when it stops.
 #
@@ -117,6 +119,35 @@ expect_exit 2 ctl browse get "$FULL:/../etc/hostname" --to out/x
 expect_exit 3 ctl browse ls "$FULL:/no/such/dir"
 expect_exit 3 ctl browse ls "no-such-backup:/"
 [ ! -e out/x ] || fail "a refused get wrote a file"
+
+step "browse get --to-agent: the agent restores a directory and a file"
+# The agent runs on this machine: what it writes is compared with the
+# fixture like the tar above.
+mkdir "$WORK/agent-restore"
+ctl browse get "$FULL:/etc/apt" --to-agent "$CLIENT:$WORK/agent-restore/apt" \
+  --wait > to-agent.out 2> to-agent.err \
+  || fail "get --to-agent: $(cat to-agent.out to-agent.err)"
+grep -q 'succeeded' to-agent.out || fail "no success line: $(cat to-agent.out)"
+diff -r --no-dereference "$WORK/agent-restore/apt" "$REF/etc/apt" \
+  || fail "the agent-restored directory differs"
+(cd "$WORK/agent-restore" && find apt -printf '%p %m %U %G %T@\n' | sort) > agent.meta
+diff ref.meta agent.meta || fail "the agent-restored metadata differs"
+ctl --json browse get "$FULL:/etc/hostname" \
+  --to-agent "$CLIENT:$WORK/agent-restore/hostname" --wait > to-agent.json \
+  || fail "get --to-agent of a file: $(cat to-agent.json)"
+[ "$(json_field state < to-agent.json)" = succeeded ] \
+  || fail "file-restore job: $(cat to-agent.json)"
+[ "$(json_field kind < to-agent.json)" = file-restore ] \
+  || fail "job kind: $(cat to-agent.json)"
+cmp "$WORK/agent-restore/hostname" "$REF/etc/hostname" || fail "hostname differs"
+[ "$(stat -c '%a %u %g %.9Y' "$WORK/agent-restore/hostname")" = \
+  "$(stat -c '%a %u %g %.9Y' "$REF/etc/hostname")" ] \
+  || fail "hostname metadata differs"
+expect_exit 2 ctl browse get "$FULL:/etc/hostname" --to-agent "$CLIENT:relative/path"
+expect_exit 2 ctl browse get "$FULL:/etc/hostname" \
+  --to-agent "$CLIENT:$WORK/agent-restore/../escape"
+[ "$(ls -A "$WORK/agent-restore" | sort | tr '\n' ' ')" = "apt hostname " ] \
+  || fail "unexpected files: $(ls -A "$WORK/agent-restore")"
 
 step "browsing changed nothing in the store"
 snapshot > after.sha
