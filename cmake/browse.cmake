@@ -11,9 +11,10 @@
 
 add_library(cairn_browse
   ${PROJECT_SOURCE_DIR}/media_agent/browser.cc
-  ${PROJECT_SOURCE_DIR}/media_agent/browse_service.cc)
+  ${PROJECT_SOURCE_DIR}/media_agent/browse_service.cc
+  ${PROJECT_SOURCE_DIR}/media_agent/sandbox_sessions.cc)
 target_link_libraries(cairn_browse
-  PUBLIC cairn_pseudo_disk cairn_file_catalogue cairn_nbd_export cairn_net
+  PUBLIC cairn_pseudo_disk cairn_sandbox_disk cairn_file_catalogue cairn_nbd_export cairn_net
          cairn_tls cairn_proto gRPC::grpc++
   PRIVATE spdlog::spdlog cairn_warnings)
 
@@ -39,6 +40,22 @@ if(CAIRN_BUILD_TESTS)
     PROPERTIES LABELS unit TIMEOUT 300 RESOURCE_LOCK cairn_loop
                ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>"
     DISCOVERY_TIMEOUT 60)
+
+  # The same tests against the sandboxed path (a libguestfs appliance per
+  # test, 20-40 s under TCG): label e2e.
+  add_executable(cairn_browser_sandbox_tests
+    ${PROJECT_SOURCE_DIR}/tests/unit/browser_test.cc)
+  target_compile_definitions(cairn_browser_sandbox_tests PRIVATE
+    CAIRN_BROWSER_SANDBOX=1)
+  target_link_libraries(cairn_browser_sandbox_tests PRIVATE
+    cairn_browse cairn_agent_lib cairn_media_lib cairn_testing
+    GTest::gtest_main cairn_warnings)
+  add_dependencies(cairn_browser_sandbox_tests nbdkit-cairn-plugin)
+  gtest_discover_tests(cairn_browser_sandbox_tests
+    TEST_PREFIX "browser_sandbox."
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS e2e TIMEOUT 600 RESOURCE_LOCK cairn_vm
+               ENVIRONMENT "LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg;CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>")
 
   # The fixture cache as tests/fixtures sets it (that directory is added
   # later, and its variables are not visible here).

@@ -1,7 +1,7 @@
 # The sandboxed browse path (DESIGN.md section 6; issue 7; docs/browse.md
 # "The sandboxed path"): a backup's NBD export attached read-only to a
 # libguestfs appliance, which catalogues and reads its file systems with its
-# own kernel. Included from the top-level CMakeLists.txt after browse.cmake.
+# own kernel. Included from the top-level CMakeLists.txt before browse.cmake.
 #
 #   cairn_sandbox_disk        library: SandboxDisk
 #   cairn_sandbox_disk_tests  e2e tests (label e2e; one appliance launch per

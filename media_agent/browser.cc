@@ -84,11 +84,19 @@ StatusOr<std::unique_ptr<Browser>> Browser::Create(BrowserOptions options) {
         "required");
   }
   std::unique_ptr<Browser> b(new Browser(std::move(options)));
-  MountSessionOptions mo;
-  mo.repo_root = b->options_.repo_root;
-  mo.runtime_dir = b->options_.runtime_dir;
-  mo.idle_timeout = b->options_.idle_timeout;
-  CAIRN_ASSIGN_OR_RETURN(b->mounts_, MountSessionManager::Create(mo));
+  if (b->options_.sandbox) {
+    SandboxSessionOptions so;
+    so.repo_root = b->options_.repo_root;
+    so.idle_timeout = b->options_.idle_timeout;
+    so.limits = b->options_.limits;
+    b->sandbox_ = std::make_unique<SandboxSessions>(std::move(so));
+  } else {
+    MountSessionOptions mo;
+    mo.repo_root = b->options_.repo_root;
+    mo.runtime_dir = b->options_.runtime_dir;
+    mo.idle_timeout = b->options_.idle_timeout;
+    CAIRN_ASSIGN_OR_RETURN(b->mounts_, MountSessionManager::Create(mo));
+  }
   b->worker_ = std::thread([p = b.get()] { p->WorkerLoop(); });
   return b;
 }
@@ -115,10 +123,12 @@ void Browser::Shutdown() {
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   if (mounts_) mounts_->Shutdown();
+  if (sandbox_) sandbox_->Shutdown();
 }
 
 size_t Browser::mount_sessions() const {
-  return mounts_ ? mounts_->active_sessions() : 0;
+  return (mounts_ ? mounts_->active_sessions() : 0) +
+         (sandbox_ ? sandbox_->active_sessions() : 0);
 }
 
 StatusOr<Browser::Access> Browser::Authorize(const std::string& caller,
@@ -209,13 +219,35 @@ StatusOr<v1::FileCatalogue> Browser::BuildCatalogue(
 
   const auto started = std::chrono::steady_clock::now();
   std::string secret = key != nullptr ? key->secret() : std::string();
+  v1::FileCatalogue catalogue;
+  if (sandbox_) {
+    auto disk = sandbox_->Acquire(backup_id, secret);
+    WipeSecret(&secret);
+    auto walked = disk.ok() ? (*disk)->Catalogue(backup_id)
+                            : StatusOr<v1::FileCatalogue>(disk.status());
+    if (!walked.ok()) {
+      done();
+      return walked.status();
+    }
+    catalogue = *std::move(walked);
+    catalogue.set_created_unix_us(Now());
+    Status saved = store_.Save(catalogue, key);
+    done();
+    CAIRN_RETURN_IF_ERROR(saved);
+    spdlog::info("catalogued backup {} in the sandbox: {} file system(s) in "
+                 "{} ms",
+                 backup_id, catalogue.filesystems_size(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count());
+    return catalogue;
+  }
   auto session = mounts_->Acquire(backup_id, secret);
   WipeSecret(&secret);
   if (!session.ok()) {
     done();
     return session.status();
   }
-  v1::FileCatalogue catalogue;
   catalogue.set_backup_id(backup_id);
   catalogue.set_created_unix_us(Now());
   for (const MountedFileSystem& m : (*session)->disk().filesystems()) {
@@ -292,6 +324,10 @@ StatusOr<BrowseListing> Browser::List(const std::string& caller,
   CAIRN_ASSIGN_OR_RETURN(Access access, Authorize(caller, ticket));
   CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const CatalogueIndex> index,
                          KnownIndex(access));
+  if (index == nullptr && sandbox_) {
+    // The appliance launch dominates: record the whole catalogue now.
+    CAIRN_ASSIGN_OR_RETURN(index, IndexFor(access));
+  }
   if (index == nullptr) {
     // A backup without a catalogue yet (just committed, or from before
     // catalogues): answer from the live mount at once, and record the
@@ -492,6 +528,9 @@ Status Browser::Read(
   if (entry->extents_complete()) {
     return ReadThroughExtents(access, *entry, offset, length, on_data);
   }
+  if (sandbox_) {
+    return ReadThroughSandbox(access, *fs, *entry, offset, length, on_data);
+  }
   return ReadThroughMount(access, *fs, *entry, offset, length, on_data);
 }
 
@@ -509,6 +548,17 @@ Status Browser::ReadThroughExtents(
                           access.ticket.backup_id, 64ull << 20));
   return ReadFileFromExtents(image.get(), entry, offset, length, on_data,
                              kReadPiece);
+}
+
+Status Browser::ReadThroughSandbox(
+    const Access& access, const v1::FileSystemCatalogue& fs,
+    const v1::FileEntry& entry, uint64_t offset, uint64_t length,
+    const std::function<Status(std::string_view)>& on_data) {
+  std::string secret = access.key ? access.key->secret() : std::string();
+  auto disk = sandbox_->Acquire(access.ticket.backup_id, secret);
+  WipeSecret(&secret);
+  CAIRN_RETURN_IF_ERROR(disk.status());
+  return (*disk)->Read(fs.partition(), entry.path(), offset, length, on_data);
 }
 
 Status Browser::ReadThroughMount(

@@ -51,6 +51,7 @@
 #include "media_agent/catalogue_store.h"
 #include "media_agent/file_catalogue.h"
 #include "media_agent/mount_sessions.h"
+#include "media_agent/sandbox_sessions.h"
 
 namespace cairn {
 
@@ -67,6 +68,11 @@ struct BrowserOptions {
   CatalogueLimits limits;
   // Record a catalogue after every committed backup (OnBackupCommitted).
   bool catalogue_after_backup = true;
+  // The sandboxed path: catalogues and reads inside a libguestfs appliance
+  // (media_agent/sandbox_sessions.h), never a mount on this host's kernel.
+  // Slower (an appliance launch per backup, no extents: every read goes
+  // through the appliance), for images nobody should mount on the host.
+  bool sandbox = false;
   // Microseconds since the epoch; empty: the system clock.
   std::function<int64_t()> clock;
 };
@@ -170,6 +176,11 @@ class Browser {
                           const v1::FileEntry& entry, uint64_t offset,
                           uint64_t length,
                           const std::function<Status(std::string_view)>& on_data);
+  Status ReadThroughSandbox(const Access& access,
+                            const v1::FileSystemCatalogue& fs,
+                            const v1::FileEntry& entry, uint64_t offset,
+                            uint64_t length,
+                            const std::function<Status(std::string_view)>& on_data);
   Status ReadThroughExtents(const Access& access, const v1::FileEntry& entry,
                             uint64_t offset, uint64_t length,
                             const std::function<Status(std::string_view)>& on_data);
@@ -180,7 +191,8 @@ class Browser {
 
   const BrowserOptions options_;
   CatalogueStore store_;
-  std::unique_ptr<MountSessionManager> mounts_;
+  std::unique_ptr<MountSessionManager> mounts_;  // host path; null in sandbox
+  std::unique_ptr<SandboxSessions> sandbox_;     // sandbox path; else null
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

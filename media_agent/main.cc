@@ -5,6 +5,7 @@
 //                      [--listen HOST:PORT] [--store REPO]
 //   cairn-media serve  --state-dir DIR [--store REPO] [--listen HOST:PORT]
 //                      [--no-browse] [--no-catalogue] [--browse-idle S]
+//                      [--browse-sandbox]
 //   cairn-media store init|list|show|verify|gc|prune|consolidate --store REPO
 //   cairn-media key generate --out FILE
 //
@@ -206,7 +207,10 @@ int main(int argc, char** argv) {
                     "Chunk store directory (overrides media.yaml)");
   serve->add_option("--listen", so.listen,
                     "host:port to listen on (overrides media.yaml)");
-  bool no_browse = false, no_catalogue = false;
+  bool no_browse = false, no_catalogue = false, browse_sandbox = false;
+  serve->add_flag("--browse-sandbox", browse_sandbox,
+                  "Browse backups inside a libguestfs appliance instead of "
+                  "mounting them on this host");
   int browse_idle_s = 300;
   serve->add_flag("--no-browse", no_browse,
                   "Do not serve file-level browse (docs/browse.md)");
@@ -235,6 +239,7 @@ int main(int argc, char** argv) {
   if (serve->parsed()) {
     so.browse = !no_browse;
     so.catalogue_after_backup = !no_catalogue;
+    so.browse_sandbox = browse_sandbox;
     so.browse_idle_timeout = std::chrono::seconds(browse_idle_s);
     return RunServe(so);
   }

@@ -61,6 +61,7 @@ StatusOr<std::unique_ptr<MediaServer>> MediaServer::Start(
     bo.runtime_dir = JoinPath(options.state_dir, "browse");
     bo.idle_timeout = options.browse_idle_timeout;
     bo.catalogue_after_backup = options.catalogue_after_backup;
+    bo.sandbox = options.browse_sandbox;
     auto browser = Browser::Create(std::move(bo));
     if (browser.ok()) {
       m->browser_ = *std::move(browser);

@@ -45,6 +45,7 @@ struct MediaServerOptions {
   // warning and the data path still runs.
   bool browse = true;
   bool catalogue_after_backup = true;
+  bool browse_sandbox = false;  // Browser::sandbox (docs/browse.md)
   std::chrono::seconds browse_idle_timeout{300};
 };
 

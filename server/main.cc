@@ -4,6 +4,7 @@
 //   cairn-server run  --dir DIR [--listen HOST:PORT] [--embedded-media
 //                     --store REPO] [--media-address HOST:PORT]
 //                     [--reconnect-grace SECONDS] [--no-catalogue]
+//                     [--browse-sandbox]
 //                     [--config FILE] [--log-level LEVEL]
 //
 // `run` stops gracefully on SIGTERM or SIGINT: the signals are blocked in
@@ -124,6 +125,10 @@ int main(int argc, char** argv) {
                       "reconnect before it fails (default 60)")
           ->check(CLI::Range(0, 86400));
 
+  bool browse_sandbox = false;
+  run->add_flag("--browse-sandbox", browse_sandbox,
+                "Embedded media: browse backups inside a libguestfs "
+                "appliance instead of mounting them on this host");
   bool no_catalogue = false;
   run->add_flag("--no-catalogue", no_catalogue,
                 "Embedded media: do not record file catalogues after backups "
@@ -155,6 +160,7 @@ int main(int argc, char** argv) {
   }
   if (media_addr_opt->count()) o.media_address = flags.media_address;
   if (no_catalogue) o.catalogue_after_backup = false;
+  if (browse_sandbox) o.browse_sandbox = true;
   if (!log_level.empty()) config.log_level = log_level;
   if (Status s = InitLogging("cairn-server", config.log_level); !s.ok()) {
     return cli::ReportError(s, false);

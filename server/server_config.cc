@@ -66,6 +66,8 @@ Status LoadServerConfig(const std::string& path, ServerConfig* config) {
   CAIRN_ASSIGN_OR_RETURN(
       o.catalogue_after_backup,
       media.GetBool("catalogue_after_backup", o.catalogue_after_backup));
+  CAIRN_ASSIGN_OR_RETURN(o.browse_sandbox,
+                         media.GetBool("browse_sandbox", o.browse_sandbox));
   CAIRN_ASSIGN_OR_RETURN(
       int64_t idle,
       media.GetInt("browse_idle_seconds", o.browse_idle_timeout.count()));

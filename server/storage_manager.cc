@@ -97,6 +97,7 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
       bo.runtime_dir = JoinPath(options.dir, "browse");
       bo.idle_timeout = options.browse_idle_timeout;
       bo.catalogue_after_backup = options.catalogue_after_backup;
+      bo.sandbox = options.browse_sandbox;
       auto browser = Browser::Create(std::move(bo));
       if (browser.ok()) {
         m->browser_ = *std::move(browser);

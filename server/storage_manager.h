@@ -70,6 +70,8 @@ struct StorageManagerOptions {
   // backups (media_agent/browser.h); mount sessions under DIR/browse.
   bool browse = true;
   bool catalogue_after_backup = true;
+  // Browse inside a libguestfs appliance instead of mounting on this host.
+  bool browse_sandbox = false;
   std::chrono::seconds browse_idle_timeout{300};
 };
 
