@@ -8,6 +8,7 @@
 #include "common/env.h"
 #include "common/image_reader.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 
 namespace cairn {
 namespace {
@@ -22,52 +23,6 @@ StatusOr<std::optional<DataKey>> KeyFor(const MediaSessionSpec& media) {
   return std::optional<DataKey>(*std::move(key));
 }
 
-// `text` with every byte that is not part of a well-formed UTF-8 sequence
-// written as "\xHH": error texts travel in proto3 strings (JobResult.error,
-// then the catalog), which must be UTF-8, and may quote file names from a
-// backup, which need not be.
-std::string ValidUtf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    size_t len = 0;
-    uint32_t min = 0;
-    if (c < 0x80) {
-      len = 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      min = 0x10000;
-    }
-    bool ok = len > 0 && i + len <= text.size();
-    uint32_t cp = len == 1 ? c : (c & (0x7F >> len));
-    for (size_t k = 1; ok && k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      ok = (cc & 0xC0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-    if (ok) {
-      out.append(text.substr(i, len));
-      i += len;
-    } else {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-      ++i;
-    }
-  }
-  return out;
-}
-
 JobOutcome Failed(uint64_t job_id, const Status& status,
                   const CancellationFlag* cancel) {
   JobOutcome out;
@@ -77,8 +32,8 @@ JobOutcome Failed(uint64_t job_id, const Status& status,
     out.cancelled = true;
     out.error = std::string(ToStd(JobCancelledStatus().message()));
   } else {
-    out.error = ValidUtf8(ToStd(status.message()));
-    if (out.error.empty()) out.error = ValidUtf8(status.ToString());
+    out.error = PrintableUtf8(ToStd(status.message()));
+    if (out.error.empty()) out.error = PrintableUtf8(status.ToString());
   }
   return out;
 }

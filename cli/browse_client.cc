@@ -152,8 +152,9 @@ Status BrowseClient::Read(
   while (reader->Read(&piece)) {
     if (first) {
       if (!piece.has_entry()) {
-        failed = absl::DataLossError("the media agent sent data before the "
-                                     "file's entry");
+        failed = absl::DataLossError(
+            "the media agent sent data before the "
+            "file's entry");
         break;
       }
       failed = on_entry(piece.entry());
@@ -172,8 +173,9 @@ Status BrowseClient::Read(
   }
   CAIRN_RETURN_IF_ERROR(FromGrpc(reader->Finish(), *g, "browse get"));
   if (first) {
-    return absl::DataLossError("the media agent ended the read without the "
-                               "file's entry");
+    return absl::DataLossError(
+        "the media agent ended the read without the "
+        "file's entry");
   }
   return Status();
 }

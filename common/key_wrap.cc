@@ -51,9 +51,9 @@ StatusOr<EvpPkeyPtr> KeyFromPoint(std::string_view point) {
   char group[] = "prime256v1";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-      OSSL_PARAM_construct_octet_string(
-          OSSL_PKEY_PARAM_PUB_KEY,
-          const_cast<char*>(point.data()), point.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<char*>(point.data()),
+                                        point.size()),
       OSSL_PARAM_construct_end()};
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
@@ -78,13 +78,14 @@ StatusOr<std::string> DeriveWrapKey(EVP_PKEY* own, EVP_PKEY* peer,
     return OpenSslError("ECDH");
   }
   std::string shared(len, '\0');
-  if (EVP_PKEY_derive(ctx.get(), reinterpret_cast<unsigned char*>(shared.data()),
+  if (EVP_PKEY_derive(ctx.get(),
+                      reinterpret_cast<unsigned char*>(shared.data()),
                       &len) != 1) {
     return OpenSslError("ECDH");
   }
   shared.resize(len);
-  auto key = crypto::HkdfSha256(shared, StrCat(ephemeral_point, recipient_point),
-                        kInfo, 32);
+  auto key = crypto::HkdfSha256(
+      shared, StrCat(ephemeral_point, recipient_point), kInfo, 32);
   OPENSSL_cleanse(shared.data(), shared.size());
   return key;
 }
@@ -94,9 +95,8 @@ StatusOr<std::string> DeriveWrapKey(EVP_PKEY* own, EVP_PKEY* peer,
 StatusOr<std::string> WrapKey(std::string_view secret,
                               const std::string& recipient_cert_pem) {
   if (secret.empty() || secret.size() > kMaxSecret) {
-    return absl::InvalidArgumentError(
-        StrCat("a wrapped secret has 1-", kMaxSecret, " bytes, not ",
-               secret.size()));
+    return absl::InvalidArgumentError(StrCat(
+        "a wrapped secret has 1-", kMaxSecret, " bytes, not ", secret.size()));
   }
   BioPtr bio = MemBio(recipient_cert_pem);
   X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
@@ -113,10 +113,9 @@ StatusOr<std::string> WrapKey(std::string_view secret,
   if (!ephemeral) return OpenSslError("P-256 keygen");
   CAIRN_ASSIGN_OR_RETURN(std::string ephemeral_point,
                          P256Point(ephemeral.get(), "the ephemeral"));
-  CAIRN_ASSIGN_OR_RETURN(
-      std::string aes_key,
-      DeriveWrapKey(ephemeral.get(), recipient, ephemeral_point,
-                    recipient_point));
+  CAIRN_ASSIGN_OR_RETURN(std::string aes_key,
+                         DeriveWrapKey(ephemeral.get(), recipient,
+                                       ephemeral_point, recipient_point));
   std::string out(kMagic, sizeof(kMagic));
   out += ephemeral_point;
   const std::string nonce = crypto::RandomString(kNonceSize);
@@ -133,7 +132,8 @@ StatusOr<std::string> WrapKey(std::string_view secret,
 StatusOr<std::string> UnwrapKey(std::string_view wrapped,
                                 const std::string& recipient_key_pem) {
   if (wrapped.size() < kHeaderSize + kNonceSize + 1 + crypto::kGcmTagSize ||
-      wrapped.size() > kHeaderSize + kNonceSize + kMaxSecret + crypto::kGcmTagSize ||
+      wrapped.size() >
+          kHeaderSize + kNonceSize + kMaxSecret + crypto::kGcmTagSize ||
       wrapped.substr(0, sizeof(kMagic)) !=
           std::string_view(kMagic, sizeof(kMagic))) {
     return absl::InvalidArgumentError("malformed wrapped key");

@@ -22,15 +22,17 @@ class BrowseServiceHandler final : public v1::BrowseService::Service {
   using PeerCheck = std::function<Status(const PeerIdentity&)>;
 
   // `browser` is not owned and must outlive the handler.
-  explicit BrowseServiceHandler(Browser* browser, PeerCheck check_peer = nullptr)
+  explicit BrowseServiceHandler(Browser* browser,
+                                PeerCheck check_peer = nullptr)
       : browser_(browser), check_peer_(std::move(check_peer)) {}
 
   grpc::Status List(grpc::ServerContext* ctx, const v1::BrowseListRequest* req,
                     v1::BrowseListResponse* resp) override;
   grpc::Status Find(grpc::ServerContext* ctx, const v1::BrowseFindRequest* req,
                     v1::BrowseFindResponse* resp) override;
-  grpc::Status Read(grpc::ServerContext* ctx, const v1::BrowseReadRequest* req,
-                    grpc::ServerWriter<v1::BrowseReadResponse>* writer) override;
+  grpc::Status Read(
+      grpc::ServerContext* ctx, const v1::BrowseReadRequest* req,
+      grpc::ServerWriter<v1::BrowseReadResponse>* writer) override;
   grpc::Status Catalogue(grpc::ServerContext* ctx,
                          const v1::BrowseCatalogueRequest* req,
                          v1::BrowseCatalogueResponse* resp) override;

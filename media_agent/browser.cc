@@ -234,12 +234,13 @@ StatusOr<v1::FileCatalogue> Browser::BuildCatalogue(
     Status saved = store_.Save(catalogue, key);
     done();
     CAIRN_RETURN_IF_ERROR(saved);
-    spdlog::info("catalogued backup {} in the sandbox: {} file system(s) in "
-                 "{} ms",
-                 backup_id, catalogue.filesystems_size(),
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - started)
-                     .count());
+    spdlog::info(
+        "catalogued backup {} in the sandbox: {} file system(s) in "
+        "{} ms",
+        backup_id, catalogue.filesystems_size(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started)
+            .count());
     return catalogue;
   }
   auto session = mounts_->Acquire(backup_id, secret);

@@ -56,8 +56,8 @@
 namespace cairn {
 
 struct BrowserOptions {
-  std::string repo_root;  // the repository (the caller holds its lock)
-  std::string media_id;   // tickets must name it
+  std::string repo_root;        // the repository (the caller holds its lock)
+  std::string media_id;         // tickets must name it
   std::string server_cert_pem;  // verifies tickets
   // This media agent's certificate key (PEM): opens wrapped data keys.
   std::string media_key_pem;
@@ -128,8 +128,8 @@ class Browser {
   // The catalogue's summary (file systems without entries), building it
   // first when missing or `rebuild`. *built_now tells which.
   StatusOr<v1::FileCatalogue> Catalogue(const std::string& caller,
-                                        const std::string& ticket,
-                                        bool rebuild, bool* built_now);
+                                        const std::string& ticket, bool rebuild,
+                                        bool* built_now);
 
   // A backup was committed under `ticket` (already verified by the data
   // path): records its catalogue in the background, with the key the ticket
@@ -172,18 +172,17 @@ class Browser {
   // Serialized per backup: a second caller waits for the first's result.
   StatusOr<v1::FileCatalogue> BuildCatalogue(const std::string& backup_id,
                                              const DataKey* key);
-  Status ReadThroughMount(const Access& access, const v1::FileSystemCatalogue& fs,
-                          const v1::FileEntry& entry, uint64_t offset,
-                          uint64_t length,
-                          const std::function<Status(std::string_view)>& on_data);
-  Status ReadThroughSandbox(const Access& access,
-                            const v1::FileSystemCatalogue& fs,
-                            const v1::FileEntry& entry, uint64_t offset,
-                            uint64_t length,
-                            const std::function<Status(std::string_view)>& on_data);
-  Status ReadThroughExtents(const Access& access, const v1::FileEntry& entry,
-                            uint64_t offset, uint64_t length,
-                            const std::function<Status(std::string_view)>& on_data);
+  Status ReadThroughMount(
+      const Access& access, const v1::FileSystemCatalogue& fs,
+      const v1::FileEntry& entry, uint64_t offset, uint64_t length,
+      const std::function<Status(std::string_view)>& on_data);
+  Status ReadThroughSandbox(
+      const Access& access, const v1::FileSystemCatalogue& fs,
+      const v1::FileEntry& entry, uint64_t offset, uint64_t length,
+      const std::function<Status(std::string_view)>& on_data);
+  Status ReadThroughExtents(
+      const Access& access, const v1::FileEntry& entry, uint64_t offset,
+      uint64_t length, const std::function<Status(std::string_view)>& on_data);
   void CacheIndex(const std::string& backup_id,
                   std::shared_ptr<const CatalogueIndex> index);
   void WorkerLoop();

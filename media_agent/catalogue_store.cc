@@ -15,6 +15,7 @@
 #include "common/crypto.h"
 #include "common/manifest.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 
 namespace cairn {
 namespace {
@@ -41,34 +42,6 @@ uint64_t CompressBound(uint64_t n) { return n + (n >> 7) + (128 << 10); }
 StatusOr<std::string> CatalogueKey(const DataKey& key) {
   return crypto::HkdfSha256(key.encryption_key(), "", kSubKeyInfo,
                             crypto::kAesKeySize);
-}
-
-// UTF-8 as protobuf checks it when parsing a proto3 `string` field.
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = (c & 0xe0) == 0xc0   ? 2
-                 : (c & 0xf0) == 0xe0 ? 3
-                 : (c & 0xf8) == 0xf0 ? 4
-                                      : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    uint32_t cp = c & (0x7f >> len);
-    for (size_t k = 1; k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += len;
-  }
-  return true;
 }
 
 // A catalogue whose `string` fields are not UTF-8 serializes, but never

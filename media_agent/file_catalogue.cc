@@ -18,6 +18,7 @@
 #include <limits>
 
 #include "common/strings.h"
+#include "common/utf8.h"
 
 namespace cairn {
 namespace {
@@ -25,66 +26,10 @@ namespace {
 constexpr size_t kMaxPathBytes = 4096;
 // `error` of a FileSystemCatalogue holds the messages up to about this many
 // bytes; further ones are only counted.
-constexpr size_t kMaxErrorBytes = 8192;
 constexpr size_t kMaxExtentsPerFile = size_t{1} << 20;
 // Directory descriptors the walk keeps open besides the root's (see Walker).
 constexpr size_t kOpenDirBudget = 64;
 constexpr size_t kMaxSymlinkTarget = 65536;
-
-// Text for an error message or a proto `string` field (which must be valid
-// UTF-8): valid UTF-8 is kept, control characters and invalid bytes become
-// \xNN. File names are arbitrary bytes, so every name in a message goes
-// through this.
-std::string Printable(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size());
-  auto escape = [&](unsigned char c) {
-    out += "\\x";
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  };
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) {
-        escape(c);
-      } else {
-        out += static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    // A well-formed multi-byte sequence (no overlongs, no surrogates, at
-    // most U+10FFFF) is kept whole.
-    size_t len = 0;
-    uint32_t min = 0;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, min = 0x10000;
-    }
-    bool ok = len != 0 && i + len <= s.size();
-    uint32_t cp = len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-    for (size_t k = 1; ok && k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      ok = (cc & 0xc0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    ok = ok && cp >= min && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
-    if (ok) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      escape(c);
-      ++i;
-    }
-  }
-  return out;
-}
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -205,38 +150,6 @@ bool ReadExtents(int fd, uint64_t size, const FileSystemLocation& where,
   }
   return true;
 }
-
-// Collects per-entry error messages, bounded.
-class ErrorLog {
- public:
-  void Add(std::string message) {
-    ++count_;
-    if (text_.size() + message.size() + 2 > kMaxErrorBytes) {
-      ++dropped_;
-      return;
-    }
-    if (!text_.empty()) text_ += "; ";
-    text_ += message;
-  }
-  // "<limit>; <errors>; and N more errors".
-  std::string Finish(const std::string& prefix,
-                     const std::string& limit) const {
-    if (count_ == 0 && limit.empty()) return "";
-    std::string out = prefix;
-    if (!limit.empty()) out += limit;
-    if (!text_.empty()) {
-      if (!limit.empty()) out += "; ";
-      out += text_;
-    }
-    if (dropped_ > 0) out += StrCat("; and ", dropped_, " more errors");
-    return out;
-  }
-
- private:
-  std::string text_;
-  uint64_t count_ = 0;
-  uint64_t dropped_ = 0;
-};
 
 // The walk. Hand-written rather than std::filesystem::recursive_directory_
 // iterator because that works on path strings (every step re-resolves the
@@ -368,7 +281,7 @@ class Walker {
     if (limit_message_.empty()) {
       limit_message_ = StrCat(
           "catalogue truncated: directories deeper than the max_depth limit (",
-          limits_.max_depth, ") were not read, first ", Printable(dir));
+          limits_.max_depth, ") were not read, first ", PrintableUtf8(dir));
     }
   }
 
@@ -395,15 +308,15 @@ class Walker {
       int err = errno;
       if (k > j + 1) ::close(fd);
       if (next < 0) {
-        errors_.Add(
-            StrCat(Printable(frames_[k].path), ": reopen: ", ErrnoText(err)));
+        errors_.Add(StrCat(PrintableUtf8(frames_[k].path),
+                           ": reopen: ", ErrnoText(err)));
         return false;
       }
       struct stat st;
       if (::fstat(next, &st) != 0 || st.st_dev != frames_[k].dev ||
           st.st_ino != frames_[k].ino) {
         ::close(next);
-        errors_.Add(StrCat(Printable(frames_[k].path),
+        errors_.Add(StrCat(PrintableUtf8(frames_[k].path),
                            ": changed while it was being catalogued"));
         return false;
       }
@@ -436,13 +349,13 @@ class Walker {
   void ReadNames(Frame* frame) {
     int dup = ::openat(frame->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dup < 0) {
-      errors_.Add(StrCat(Printable(frame->path),
+      errors_.Add(StrCat(PrintableUtf8(frame->path),
                          ": open directory: ", ErrnoText(errno)));
       return;
     }
     DIR* d = ::fdopendir(dup);
     if (d == nullptr) {
-      errors_.Add(StrCat(Printable(frame->path),
+      errors_.Add(StrCat(PrintableUtf8(frame->path),
                          ": open directory: ", ErrnoText(errno)));
       ::close(dup);
       return;
@@ -468,7 +381,7 @@ class Walker {
       struct dirent* e = ::readdir(d);
       if (e == nullptr) {
         if (errno != 0) {
-          errors_.Add(StrCat(Printable(frame->path),
+          errors_.Add(StrCat(PrintableUtf8(frame->path),
                              ": read directory: ", ErrnoText(errno)));
         }
         break;
@@ -488,7 +401,7 @@ class Walker {
     std::string path =
         parent.path == "/" ? StrCat("/", name) : StrCat(parent.path, "/", name);
     if (path.size() > kMaxPathBytes) {
-      errors_.Add(StrCat(Printable(path.substr(0, 64)),
+      errors_.Add(StrCat(PrintableUtf8(path.substr(0, 64)),
                          "...: path longer than ", kMaxPathBytes,
                          " bytes, not catalogued"));
       return;
@@ -497,11 +410,11 @@ class Walker {
     struct statx st;
     if (::statx(parent.fd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
                 STATX_BASIC_STATS | STATX_MNT_ID, &st) != 0) {
-      errors_.Add(StrCat(Printable(path), ": stat: ", ErrnoText(errno)));
+      errors_.Add(StrCat(PrintableUtf8(path), ": stat: ", ErrnoText(errno)));
       return;
     }
     if (OnOtherMount(st)) {
-      errors_.Add(StrCat(Printable(path),
+      errors_.Add(StrCat(PrintableUtf8(path),
                          ": another file system is mounted here; not "
                          "catalogued"));
       return;
@@ -548,7 +461,8 @@ class Walker {
       std::string buf(cap, '\0');
       ssize_t n = ::readlinkat(dir_fd, name.c_str(), buf.data(), buf.size());
       if (n < 0) {
-        errors_.Add(StrCat(Printable(path), ": readlink: ", ErrnoText(errno)));
+        errors_.Add(
+            StrCat(PrintableUtf8(path), ": readlink: ", ErrnoText(errno)));
         return;
       }
       if (static_cast<size_t>(n) < buf.size()) {
@@ -557,7 +471,7 @@ class Walker {
         return;
       }
       if (cap >= kMaxSymlinkTarget) {
-        errors_.Add(StrCat(Printable(path), ": symlink target longer than ",
+        errors_.Add(StrCat(PrintableUtf8(path), ": symlink target longer than ",
                            kMaxSymlinkTarget, " bytes"));
         return;
       }
@@ -572,15 +486,15 @@ class Walker {
                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
       errors_.Add(
-          StrCat(Printable(path), ": open directory: ", ErrnoText(errno)));
+          StrCat(PrintableUtf8(path), ": open directory: ", ErrnoText(errno)));
       return;
     }
     struct stat fst;
     if (::fstat(fd, &fst) != 0 || fst.st_ino != st.stx_ino ||
         fst.st_dev != makedev(st.stx_dev_major, st.stx_dev_minor)) {
       ::close(fd);
-      errors_.Add(
-          StrCat(Printable(path), ": changed while it was being catalogued"));
+      errors_.Add(StrCat(PrintableUtf8(path),
+                         ": changed while it was being catalogued"));
       return;
     }
     Frame child;
@@ -620,7 +534,7 @@ class Walker {
   bool truncated_ = false;
   bool stop_ = false;
   std::string limit_message_;
-  ErrorLog errors_;
+  CatalogueErrors errors_;
 };
 
 // True if `path` is what NormalizeBrowsePath returns for it.
@@ -674,9 +588,9 @@ StatusOr<v1::FileSystemCatalogue> CatalogueFileSystem(
   out.set_partition(where.partition);
   out.set_offset(where.offset);
   out.set_size(where.size);
-  out.set_fs_type(Printable(where.fs_type));
-  out.set_label(Printable(where.label));
-  out.set_uuid(Printable(where.uuid));
+  out.set_fs_type(PrintableUtf8(where.fs_type));
+  out.set_label(PrintableUtf8(where.label));
+  out.set_uuid(PrintableUtf8(where.uuid));
   Walker walker(where, limits, &out);
   CAIRN_RETURN_IF_ERROR(walker.Run(mount_dir));
   out.set_truncated(walker.truncated());
@@ -702,8 +616,9 @@ StatusOr<std::string> NormalizeBrowsePath(std::string_view path) {
     i = j + 1;
     if (c.empty() || c == ".") continue;
     if (c == "..") {
-      return absl::InvalidArgumentError(StrCat(
-          "path traversal: '..' is not allowed in '", Printable(path), "'"));
+      return absl::InvalidArgumentError(
+          StrCat("path traversal: '..' is not allowed in '",
+                 PrintableUtf8(path), "'"));
     }
     out += '/';
     out.append(c);
@@ -746,7 +661,7 @@ Status CatalogueIndex::Build() {
     auto malformed = [&](std::string_view path, std::string_view what) {
       return absl::InvalidArgumentError(
           StrCat("malformed file catalogue: partition ", fs.partition(), ": '",
-                 Printable(path), "' ", what));
+                 PrintableUtf8(path), "' ", what));
     };
     index.by_path.reserve(n);
     for (size_t i = 0; i < n; ++i) {
@@ -811,7 +726,7 @@ StatusOr<uint32_t> CatalogueIndex::EntryIndex(const FsIndex& index,
   CAIRN_ASSIGN_OR_RETURN(std::string normal, NormalizeBrowsePath(path));
   auto it = index.by_path.find(std::string_view(normal));
   if (it == index.by_path.end()) {
-    return absl::NotFoundError(StrCat("no '", Printable(normal),
+    return absl::NotFoundError(StrCat("no '", PrintableUtf8(normal),
                                       "' in the file catalogue of partition ",
                                       index.fs->partition()));
   }
@@ -867,8 +782,8 @@ StatusOr<std::vector<const v1::FileEntry*>> CatalogueIndex::List(
   const v1::FileEntry& entry = fs.entries(static_cast<int>(i));
   if (entry.type() != v1::FileEntry::DIRECTORY) {
     return absl::FailedPreconditionError(
-        StrCat("'", Printable(entry.path()), "' in partition ", fs.partition(),
-               " is not a directory"));
+        StrCat("'", PrintableUtf8(entry.path()), "' in partition ",
+               fs.partition(), " is not a directory"));
   }
   std::vector<const v1::FileEntry*> out;
   out.reserve(index->child_begin[i + 1] - index->child_begin[i]);
@@ -935,7 +850,7 @@ Status ReadFileFromExtents(ExportedImage* image, const v1::FileEntry& entry,
                            uint64_t offset, uint64_t length,
                            const std::function<Status(std::string_view)>& sink,
                            size_t block) {
-  const std::string name = Printable(entry.path());
+  const std::string name = PrintableUtf8(entry.path());
   if (entry.type() != v1::FileEntry::REGULAR) {
     return absl::FailedPreconditionError(
         StrCat("'", name, "' is not a regular file"));
@@ -1015,6 +930,29 @@ Status ReadFileFromExtents(ExportedImage* image, const v1::FileEntry& entry,
     pos = piece_end;
   }
   return absl::OkStatus();
+}
+
+void CatalogueErrors::Add(std::string message) {
+  ++count_;
+  if (text_.size() + message.size() + 2 > kMaxBytes) {
+    ++dropped_;
+    return;
+  }
+  if (!text_.empty()) text_ += "; ";
+  text_ += message;
+}
+
+std::string CatalogueErrors::Finish(const std::string& prefix,
+                                    const std::string& limit) const {
+  if (count_ == 0 && limit.empty()) return "";
+  std::string out = prefix;
+  if (!limit.empty()) out += limit;
+  if (!text_.empty()) {
+    if (!limit.empty()) out += "; ";
+    out += text_;
+  }
+  if (dropped_ > 0) out += StrCat("; and ", dropped_, " more errors");
+  return out;
 }
 
 }  // namespace cairn

@@ -96,6 +96,24 @@ StatusOr<v1::FileSystemCatalogue> CatalogueFileSystem(
 // Names are bytes: anything else (non-UTF-8 included) is kept as is.
 StatusOr<std::string> NormalizeBrowsePath(std::string_view path);
 
+// Per-entry error messages of one file system's walk, bounded to 8 KiB of
+// text (the rest are counted), for FileSystemCatalogue.error. Used by the
+// host walk and the sandboxed one (media_agent/sandbox_disk.h) alike.
+// Not thread-safe.
+class CatalogueErrors {
+ public:
+  static constexpr size_t kMaxBytes = 8192;
+  void Add(std::string message);
+  // "<prefix><limit>; <errors>; and N more errors", or "" with neither a
+  // limit nor an error.
+  std::string Finish(const std::string& prefix, const std::string& limit) const;
+
+ private:
+  std::string text_;
+  uint64_t count_ = 0;
+  uint64_t dropped_ = 0;
+};
+
 // The query side of a FileCatalogue. Every path argument is normalized with
 // NormalizeBrowsePath first (so "etc//ssh/" works and ".." is refused).
 //

@@ -29,7 +29,6 @@ constexpr const char* kPluginName = "nbdkit-cairn-plugin.so";
 constexpr int kHighFd = 10;
 constexpr int kExecStatusFd = 4;
 
-
 // Moves `fd` to a close-on-exec descriptor >= kHighFd (closing the old one).
 StatusOr<int> MoveHigh(int fd, std::string_view what) {
   return MoveFdAtOrAbove(fd, kHighFd, what);

@@ -47,7 +47,6 @@ constexpr int kFuseUnmountRetryWhenHungMs = 500;
 constexpr int kProcessExitWaitMs = 5000;
 constexpr int kProcessExitWaitWhenHungMs = 1000;
 
-
 void Note(Status* result, Status s) {
   if (result->ok() && !s.ok()) *result = std::move(s);
 }

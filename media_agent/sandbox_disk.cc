@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "common/strings.h"
+#include "common/utf8.h"
 
 namespace cairn {
 namespace {
@@ -30,68 +31,14 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxPathBytes = 4096;
 // `error` of a FileSystemCatalogue holds the messages up to about this many
 // bytes; further ones are only counted (as CatalogueFileSystem does).
-constexpr size_t kMaxErrorBytes = 8192;
 // guestfs_pread answers at most ~2 MiB per call (the protocol's message
 // limit); Browser streams 1 MiB pieces.
 constexpr int kReadPiece = 1 << 20;
 constexpr auto kShutdownTimeout = std::chrono::seconds(30);
 
-// Text for an error message or a proto `string` field (which must be valid
-// UTF-8): valid UTF-8 is kept, control characters and invalid bytes become
-// \xNN. File names and libguestfs messages (which quote names) are bytes.
-// The same rule as CatalogueFileSystem's.
-std::string Printable(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size());
-  auto escape = [&](unsigned char c) {
-    out += "\\x";
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  };
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) {
-        escape(c);
-      } else {
-        out += static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    uint32_t min = 0;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, min = 0x10000;
-    }
-    bool ok = len != 0 && i + len <= s.size();
-    uint32_t cp = len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-    for (size_t k = 1; ok && k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      ok = (cc & 0xc0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    ok = ok && cp >= min && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
-    if (ok) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      escape(c);
-      ++i;
-    }
-  }
-  return out;
-}
-
 // "'/etc/x'" for messages.
 std::string Quoted(std::string_view path) {
-  return StrCat("'", Printable(path), "'");
+  return StrCat("'", PrintableUtf8(path), "'");
 }
 
 // Takes ownership of a NULL-terminated string list from libguestfs.
@@ -178,44 +125,13 @@ void FillEntry(const struct guestfs_statns& st, std::string path,
   entry->set_extents_complete(false);
 }
 
-// Collects per-entry error messages, bounded (as CatalogueFileSystem's).
-class ErrorLog {
- public:
-  void Add(std::string message) {
-    ++count_;
-    if (text_.size() + message.size() + 2 > kMaxErrorBytes) {
-      ++dropped_;
-      return;
-    }
-    if (!text_.empty()) text_ += "; ";
-    text_ += message;
-  }
-  std::string Finish(const std::string& prefix,
-                     const std::string& limit) const {
-    if (count_ == 0 && limit.empty()) return "";
-    std::string out = prefix;
-    if (!limit.empty()) out += limit;
-    if (!text_.empty()) {
-      if (!limit.empty()) out += "; ";
-      out += text_;
-    }
-    if (dropped_ > 0) out += StrCat("; and ", dropped_, " more errors");
-    return out;
-  }
-
- private:
-  std::string text_;
-  uint64_t count_ = 0;
-  uint64_t dropped_ = 0;
-};
-
 // "partition 2 (swap at offset 34603008)", "whole disk (ext4 at offset 0)":
 // how every message names a file system (as DescribePartition does on the
 // host path).
 std::string Describe(uint32_t partition, std::string_view fs_type,
                      uint64_t offset) {
   std::string content =
-      fs_type.empty() ? "unknown content" : Printable(fs_type);
+      fs_type.empty() ? "unknown content" : PrintableUtf8(fs_type);
   if (partition == 0) {
     return StrCat("whole disk (", content, " at offset ", offset, ")");
   }
@@ -425,7 +341,7 @@ class SandboxAppliance {
   // OK while the appliance takes calls; Unavailable once it is gone.
   Status Alive() const {
     std::string fired = watchdog_.fired();
-    if (!fired.empty()) return absl::UnavailableError(Printable(fired));
+    if (!fired.empty()) return absl::UnavailableError(PrintableUtf8(fired));
     if (g_ == nullptr || guestfs_is_ready(g_) <= 0) {
       return absl::UnavailableError(
           "the libguestfs appliance is not running (it exited or crashed)");
@@ -449,7 +365,7 @@ class SandboxAppliance {
   // guestfs_last_error, printable; "unknown error" if there is none.
   std::string LastError() const {
     const char* e = g_ != nullptr ? guestfs_last_error(g_) : nullptr;
-    return e != nullptr ? Printable(e) : std::string("unknown error");
+    return e != nullptr ? PrintableUtf8(e) : std::string("unknown error");
   }
   int LastErrno() const { return g_ != nullptr ? guestfs_last_errno(g_) : 0; }
 
@@ -460,7 +376,8 @@ class SandboxAppliance {
   Status Fail(std::string_view what) const {
     std::string fired = watchdog_.fired();
     if (!fired.empty()) {
-      return absl::UnavailableError(StrCat("libguestfs: ", Printable(fired)));
+      return absl::UnavailableError(
+          StrCat("libguestfs: ", PrintableUtf8(fired)));
     }
     return absl::UnavailableError(
         StrCat("libguestfs: ", what, ": ", LastError()));
@@ -598,21 +515,22 @@ class SandboxWalker {
 
   void Visit(Child c, std::string path, int depth) {
     if (path.size() > kMaxPathBytes) {
-      errors_.Add(StrCat(Printable(path.substr(0, 64)),
+      errors_.Add(StrCat(PrintableUtf8(path.substr(0, 64)),
                          "...: path longer than ", kMaxPathBytes,
                          " bytes, not catalogued"));
       return;
     }
     if (!Admit()) return;
     if (!c.stat_ok) {
-      errors_.Add(StrCat(Printable(path), ": stat failed in the appliance"));
+      errors_.Add(
+          StrCat(PrintableUtf8(path), ": stat failed in the appliance"));
       return;
     }
     v1::FileEntry* entry = out_->add_entries();
     FillEntry(c.st, path, entry);
     if (S_ISLNK(c.st.st_mode)) {
       if (c.target.empty()) {
-        errors_.Add(StrCat(Printable(path), ": readlink failed"));
+        errors_.Add(StrCat(PrintableUtf8(path), ": readlink failed"));
       } else {
         entry->set_symlink_target(std::move(c.target));
       }
@@ -659,7 +577,7 @@ class SandboxWalker {
     if (limit_message_.empty()) {
       limit_message_ = StrCat(
           "catalogue truncated: directories deeper than the max_depth limit (",
-          limits_.max_depth, ") were not read, first ", Printable(dir));
+          limits_.max_depth, ") were not read, first ", PrintableUtf8(dir));
     }
   }
 
@@ -682,25 +600,25 @@ class SandboxWalker {
     // the appliance (guestfs_ll) is asked then, for its message naming the
     // cause (guestfs_readdir would hide it: it returns what it read before
     // the error as if that were all).
-    char** r = a_.Call(StrCat(desc_, ": listing ", Printable(dir)),
+    char** r = a_.Call(StrCat(desc_, ": listing ", PrintableUtf8(dir)),
                        [&] { return guestfs_ls(g_, dir.c_str()); });
     if (r == nullptr) {
       std::string error = a_.LastError();
       if (a_.Alive().ok()) {
-        char* ll = a_.Call(StrCat(desc_, ": listing ", Printable(dir)),
+        char* ll = a_.Call(StrCat(desc_, ": listing ", PrintableUtf8(dir)),
                            [&] { return guestfs_ll(g_, dir.c_str()); });
         if (ll == nullptr) error = a_.LastError();
         free(ll);
       }
-      errors_.Add(StrCat(Printable(dir), ": read directory: ", error));
+      errors_.Add(StrCat(PrintableUtf8(dir), ": read directory: ", error));
       CheckAlive();
       return names;
     }
     for (std::string& n : TakeStrings(r)) {
       if (n.empty() || n == "." || n == ".." ||
           n.find('/') != std::string::npos) {
-        errors_.Add(StrCat(Printable(dir), ": the appliance listed a bad name ",
-                           Quoted(n)));
+        errors_.Add(StrCat(PrintableUtf8(dir),
+                           ": the appliance listed a bad name ", Quoted(n)));
         continue;
       }
       names.push_back(std::move(n));
@@ -727,10 +645,10 @@ class SandboxWalker {
     if (names.empty()) return children;
     std::vector<char*> argv = CStrings(names);
     std::unique_ptr<guestfs_statns_list, StatnsListFree> stats(a_.Call(
-        StrCat(desc_, ": reading the entries of ", Printable(dir)),
+        StrCat(desc_, ": reading the entries of ", PrintableUtf8(dir)),
         [&] { return guestfs_lstatnslist(g_, dir.c_str(), argv.data()); }));
     if (stats == nullptr || stats->len != names.size()) {
-      errors_.Add(StrCat(Printable(dir), ": stat: ",
+      errors_.Add(StrCat(PrintableUtf8(dir), ": stat: ",
                          stats == nullptr ? a_.LastError()
                                           : std::string("wrong answer count")));
       CheckAlive();
@@ -748,10 +666,10 @@ class SandboxWalker {
     if (links.empty()) return children;
     std::vector<char*> largv = CStrings(links);
     char** r = a_.Call(
-        StrCat(desc_, ": reading the symlinks of ", Printable(dir)),
+        StrCat(desc_, ": reading the symlinks of ", PrintableUtf8(dir)),
         [&] { return guestfs_readlinklist(g_, dir.c_str(), largv.data()); });
     if (r == nullptr) {
-      errors_.Add(StrCat(Printable(dir), ": readlink: ", a_.LastError()));
+      errors_.Add(StrCat(PrintableUtf8(dir), ": readlink: ", a_.LastError()));
       CheckAlive();
       return children;
     }
@@ -776,7 +694,7 @@ class SandboxWalker {
   bool truncated_ = false;
   bool stop_ = false;
   std::string limit_message_;
-  ErrorLog errors_;
+  CatalogueErrors errors_;
 };
 
 }  // namespace
@@ -891,7 +809,7 @@ Status SandboxDisk::ProbeVolumes() {
         partitions.end()) {
       continue;
     }
-    containers.push_back(StrCat(Printable(mountable), " (", type, ")"));
+    containers.push_back(StrCat(PrintableUtf8(mountable), " (", type, ")"));
   }
 
   auto describe_volume = [&](Volume* v, const std::string& listed_type) {
@@ -933,7 +851,7 @@ Status SandboxDisk::ProbeVolumes() {
       }
     } else if (type.size() >= 7 &&
                type.compare(type.size() - 7, 7, "_member") == 0) {
-      reason = StrCat("member of a RAID or volume set (", Printable(type),
+      reason = StrCat("member of a RAID or volume set (", PrintableUtf8(type),
                       "); not catalogued");
     } else if (type == "crypto_LUKS") {
       reason = "LUKS-encrypted; not catalogued";
@@ -1079,9 +997,9 @@ StatusOr<v1::FileCatalogue> SandboxDisk::Catalogue(
     fs.set_partition(v.partition);
     fs.set_offset(v.offset);
     fs.set_size(v.size);
-    fs.set_fs_type(Printable(v.fs_type));
-    fs.set_label(Printable(v.label));
-    fs.set_uuid(Printable(v.uuid));
+    fs.set_fs_type(PrintableUtf8(v.fs_type));
+    fs.set_label(PrintableUtf8(v.label));
+    fs.set_uuid(PrintableUtf8(v.uuid));
     const std::string desc = Describe(v.partition, v.fs_type, v.offset);
     if (!v.skip_reason.empty()) {
       fs.set_error(v.skip_reason);
@@ -1129,7 +1047,7 @@ StatusOr<uint64_t> SandboxDisk::CheckRegularFile(const Volume& v,
     const bool last = j == std::string::npos;
     const std::string prefix = last ? path : path.substr(0, j);
     std::unique_ptr<struct guestfs_statns, StatnsFree> st(
-        a.Call(StrCat("checking ", Printable(prefix), " on ", where),
+        a.Call(StrCat("checking ", PrintableUtf8(prefix), " on ", where),
                [&] { return guestfs_lstatns(g, prefix.c_str()); }));
     if (st == nullptr) {
       int err = a.LastErrno();
@@ -1145,7 +1063,7 @@ StatusOr<uint64_t> SandboxDisk::CheckRegularFile(const Volume& v,
     }
     if (S_ISLNK(st->st_mode)) {
       std::string target = TakeString(
-          a.Call(StrCat("reading the symlink ", Printable(prefix)),
+          a.Call(StrCat("reading the symlink ", PrintableUtf8(prefix)),
                  [&] { return guestfs_readlink(g, prefix.c_str()); }));
       return absl::FailedPreconditionError(
           StrCat(Quoted(prefix), " on ", where, " is a symbolic link to ",

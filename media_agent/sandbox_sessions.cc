@@ -14,9 +14,9 @@ struct SandboxSessions::Session {
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;
-  bool ready = false;  // guarded by mu: started (or failed)
-  bool stop = false;   // guarded by mu
-  Status status;       // guarded by mu: why it failed to start
+  bool ready = false;                 // guarded by mu: started (or failed)
+  bool stop = false;                  // guarded by mu
+  Status status;                      // guarded by mu: why it failed to start
   std::shared_ptr<SandboxDisk> disk;  // set once ready and OK
   std::chrono::steady_clock::time_point last_release;
 };
@@ -52,8 +52,8 @@ StatusOr<std::shared_ptr<SandboxDisk>> SandboxSessions::Acquire(
     if (it != sessions_.end()) {
       s = it->second;
       if (!crypto::ConstantTimeEquals(s->key_digest, KeyDigest(key_secret))) {
-        return absl::PermissionDeniedError(StrCat(
-            "backup ", backup_id, " is attached with another data key"));
+        return absl::PermissionDeniedError(
+            StrCat("backup ", backup_id, " is attached with another data key"));
       }
     } else {
       s = std::make_shared<Session>();
@@ -70,10 +70,10 @@ StatusOr<std::shared_ptr<SandboxDisk>> SandboxSessions::Acquire(
         auto exported = NbdExport::Start(eo);
         WipeSecret(&eo.key_secret);
         StatusOr<std::unique_ptr<SandboxDisk>> disk =
-            exported.ok() ? StatusOr<std::unique_ptr<SandboxDisk>>(
-                                absl::UnknownError("not opened"))
-                          : StatusOr<std::unique_ptr<SandboxDisk>>(
-                                exported.status());
+            exported.ok()
+                ? StatusOr<std::unique_ptr<SandboxDisk>>(
+                      absl::UnknownError("not opened"))
+                : StatusOr<std::unique_ptr<SandboxDisk>>(exported.status());
         if (exported.ok()) {
           SandboxDiskOptions so;
           so.nbd_socket = (*exported)->socket_path();

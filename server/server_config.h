@@ -18,7 +18,8 @@
 //     browse: true           # serve BrowseService (docs/browse.md)
 //     catalogue_after_backup: true  # record each backup's file catalogue
 //     browse_idle_seconds: 300      # unmount an unused backup after this
-//     browse_sandbox: false  # browse inside a libguestfs appliance, no host mount
+//     browse_sandbox: false  # browse inside a libguestfs appliance, no host
+//     mount
 //
 // Thread safety: a pure function.
 #ifndef CAIRN_SERVER_SERVER_CONFIG_H_

@@ -3,9 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/tls.h"
-#include "common/env.h"
 #include "media_agent/browse_service.h"
 #include "media_agent/browser.h"
 #include "media_agent/data_path.h"

@@ -615,7 +615,7 @@ TEST(FileRestoreJobTest, RunsThroughTheConnectorWithProgressAndSafeErrors) {
   out = ExecuteJob(AgentJob(job), &connector, context);
   ASSERT_FALSE(out.ok);
   EXPECT_NE(out.error.find("path traversal"), std::string::npos) << out.error;
-  EXPECT_NE(out.error.find("\\xFF\\xFE/x"), std::string::npos) << out.error;
+  EXPECT_NE(out.error.find("\\xff\\xfe/x"), std::string::npos) << out.error;
   v1::JobResult parsed;
   ASSERT_TRUE(
       parsed.ParseFromString(JobResultToProto(out).SerializeAsString()));
