@@ -14,12 +14,12 @@
 
 #include "common/coding.h"
 #include "common/crypto.h"
+#include "common/paths.h"
 #include "common/strings.h"
 
 namespace cairn {
 namespace {
 
-constexpr size_t kMaxPathBytes = 4096;
 constexpr size_t kMaxNameBytes = 255;
 constexpr int kMaxDepth = 4096;
 constexpr int kTempAttempts = 16;
@@ -55,46 +55,6 @@ class Fd {
 
 Status Errno(int e, std::string_view what) {
   return absl::ErrnoToStatus(e, absl::string_view(what.data(), what.size()));
-}
-
-// The components of an absolute path, without empty and "." ones.
-StatusOr<std::vector<std::string>> SplitAbsolute(std::string_view path,
-                                                 std::string_view what) {
-  if (path.empty() || path[0] != '/') {
-    return absl::InvalidArgumentError(
-        StrCat(what, " '", path.substr(0, 256),
-               "' must be absolute (start with '/')"));
-  }
-  if (path.size() > kMaxPathBytes ||
-      path.find('\0') != std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        StrCat(what, " must be at most ", kMaxPathBytes, " bytes without NUL"));
-  }
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(start, end - start);
-    if (part == "..") {
-      return absl::InvalidArgumentError(
-          StrCat(what, " '", path.substr(0, 256),
-                 "' has a '..' component (path traversal)"));
-    }
-    if (!part.empty() && part != ".") parts.emplace_back(part);
-    start = end + 1;
-  }
-  return parts;
-}
-
-std::string JoinAbsolute(const std::vector<std::string>& parts, size_t n) {
-  if (n == 0) return "/";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += '/';
-    out += parts[i];
-  }
-  return out;
 }
 
 // The name of `child` as listed in the directory `dir`: DataLoss unless
@@ -195,7 +155,8 @@ class RestoreRun {
 };
 
 Status RestoreRun::Plan(const std::vector<std::string>& source_parts) {
-  const std::string source = JoinAbsolute(source_parts, source_parts.size());
+  const std::string source =
+      JoinAbsolutePath(source_parts, source_parts.size());
   BackupFileEntry top;
   if (source_parts.empty()) {
     CAIRN_ASSIGN_OR_RETURN(BackupDirectoryListing listing, source_->List("/"));
@@ -206,7 +167,7 @@ Status RestoreRun::Plan(const std::vector<std::string>& source_parts) {
     }
   } else {
     const std::string parent =
-        JoinAbsolute(source_parts, source_parts.size() - 1);
+        JoinAbsolutePath(source_parts, source_parts.size() - 1);
     auto listing = source_->List(parent);
     if (absl::IsNotFound(listing.status()) ||
         absl::IsFailedPrecondition(listing.status())) {
@@ -279,9 +240,9 @@ Status RestoreRun::Plan(const std::vector<std::string>& source_parts) {
 
 Status RestoreRun::Write(const std::vector<std::string>& target_parts) {
   const std::string parent_dir =
-      JoinAbsolute(target_parts, target_parts.size() - 1);
+      JoinAbsolutePath(target_parts, target_parts.size() - 1);
   const std::string& name = target_parts.back();
-  target_ = JoinAbsolute(target_parts, target_parts.size());
+  target_ = JoinAbsolutePath(target_parts, target_parts.size());
   Fd parent(::open(parent_dir.c_str(),
                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (parent.get() < 0) {
@@ -636,9 +597,9 @@ FileRestorer::FileRestorer(BackupFileSource* source, FileRestoreOptions options)
 StatusOr<FileRestoreStats> FileRestorer::Restore(
     const std::string& source_path, const std::string& target_path) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<std::string> source_parts,
-                         SplitAbsolute(source_path, "source path"));
+                         SplitAbsolutePath(source_path, "source path"));
   CAIRN_ASSIGN_OR_RETURN(std::vector<std::string> target_parts,
-                         SplitAbsolute(target_path, "target path"));
+                         SplitAbsolutePath(target_path, "target path"));
   if (target_parts.empty()) {
     return absl::InvalidArgumentError(
         "the target path must name a file or directory below '/', not '/' "

@@ -18,6 +18,7 @@
 #include "cli/ctl_output.h"
 #include "cli/job_watch.h"
 #include "common/cli.h"
+#include "common/paths.h"
 #include "common/progress.h"
 #include "common/strings.h"
 
@@ -631,25 +632,10 @@ StatusOr<AgentDestination> ParseAgentDestination(std::string_view text) {
   AgentDestination d;
   d.client_id = std::string(text.substr(0, colon));
   std::string_view path = text.substr(colon + 1);
-  if (path.empty() || path[0] != '/') {
-    return absl::InvalidArgumentError(
-        StrCat("--to-agent '", text,
-               "': the path on the client must be absolute (start with '/')"));
-  }
-  size_t start = 0;
-  bool named = false;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(start, end - start);
-    if (part == "..") {
-      return absl::InvalidArgumentError(
-          StrCat("--to-agent '", text,
-                 "': '..' is not allowed in the path (path traversal)"));
-    }
-    if (!part.empty() && part != ".") named = true;
-    start = end + 1;
-  }
+  CAIRN_ASSIGN_OR_RETURN(
+      std::vector<std::string> parts,
+      SplitAbsolutePath(path, StrCat("--to-agent ", text, ": the path")));
+  const bool named = !parts.empty();
   if (!named) {
     return absl::InvalidArgumentError(
         StrCat("--to-agent '", text,

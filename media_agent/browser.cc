@@ -150,6 +150,18 @@ StatusOr<Browser::Access> Browser::Authorize(const std::string& caller,
   return a;
 }
 
+std::shared_ptr<const CatalogueIndex> Browser::CachedIndex(
+    const std::string& backup_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = indices_.begin(); it != indices_.end(); ++it) {
+    if (it->first == backup_id) {
+      indices_.splice(indices_.begin(), indices_, it);
+      return indices_.front().second;
+    }
+  }
+  return nullptr;
+}
+
 void Browser::CacheIndex(const std::string& backup_id,
                          std::shared_ptr<const CatalogueIndex> index) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -165,15 +177,7 @@ StatusOr<std::shared_ptr<const CatalogueIndex>> Browser::IndexFor(
   const DataKey* key = access.key ? &*access.key : nullptr;
   if (built_now != nullptr) *built_now = false;
   if (!rebuild) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = indices_.begin(); it != indices_.end(); ++it) {
-        if (it->first == id) {
-          indices_.splice(indices_.begin(), indices_, it);
-          return indices_.front().second;
-        }
-      }
-    }
+    if (auto cached = CachedIndex(id)) return cached;
     CAIRN_ASSIGN_OR_RETURN(bool exists, store_.Exists(id));
     if (exists) {
       CAIRN_ASSIGN_OR_RETURN(v1::FileCatalogue c, store_.Load(id, key));
@@ -303,15 +307,7 @@ StatusOr<v1::FileCatalogue> Browser::BuildCatalogue(
 StatusOr<std::shared_ptr<const CatalogueIndex>> Browser::KnownIndex(
     const Access& access) {
   const std::string& id = access.ticket.backup_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = indices_.begin(); it != indices_.end(); ++it) {
-      if (it->first == id) {
-        indices_.splice(indices_.begin(), indices_, it);
-        return indices_.front().second;
-      }
-    }
-  }
+  if (auto cached = CachedIndex(id)) return cached;
   CAIRN_ASSIGN_OR_RETURN(bool exists, store_.Exists(id));
   if (!exists) return std::shared_ptr<const CatalogueIndex>();
   return IndexFor(access);

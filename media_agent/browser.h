@@ -183,6 +183,9 @@ class Browser {
   Status ReadThroughExtents(
       const Access& access, const v1::FileEntry& entry, uint64_t offset,
       uint64_t length, const std::function<Status(std::string_view)>& on_data);
+  // The loaded index of `backup_id` (made most recently used), or null.
+  std::shared_ptr<const CatalogueIndex> CachedIndex(
+      const std::string& backup_id);
   void CacheIndex(const std::string& backup_id,
                   std::shared_ptr<const CatalogueIndex> index);
   void WorkerLoop();

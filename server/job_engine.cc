@@ -9,14 +9,13 @@
 #include "common/commit_receipt.h"
 #include "common/crypto.h"
 #include "common/key_wrap.h"
+#include "common/paths.h"
 #include "common/session_ticket.h"
 #include "common/strings.h"
 #include "media_agent/file_catalogue.h"
 
 namespace cairn {
 namespace {
-
-constexpr size_t kMaxPathBytes = 4096;
 
 Status CheckPath(std::string_view path, std::string_view what) {
   if (path.empty() || path.size() > kMaxPathBytes ||
@@ -31,28 +30,9 @@ Status CheckPath(std::string_view path, std::string_view what) {
 // components (InvalidArgument).
 StatusOr<std::string> NormalizeTargetPath(std::string_view path) {
   CAIRN_RETURN_IF_ERROR(CheckPath(path, "target path"));
-  if (path[0] != '/') {
-    return absl::InvalidArgumentError(
-        StrCat("target path '", path.substr(0, 256),
-               "' must be absolute (start with '/')"));
-  }
-  std::string out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(start, end - start);
-    if (part == "..") {
-      return absl::InvalidArgumentError(
-          StrCat("target path '", path.substr(0, 256),
-                 "' has a '..' component (path traversal)"));
-    }
-    if (!part.empty() && part != ".") {
-      out += '/';
-      out += part;
-    }
-    start = end + 1;
-  }
+  CAIRN_ASSIGN_OR_RETURN(std::vector<std::string> parts,
+                         SplitAbsolutePath(path, "target path"));
+  std::string out = parts.empty() ? "" : JoinAbsolutePath(parts, parts.size());
   if (out.empty()) {
     return absl::InvalidArgumentError(
         "the target path must name a file or directory below '/', not '/' "
