@@ -92,14 +92,14 @@ class BrowserTest : public RepoFixture {
     const std::string part = dir_.Sub("p1.img");
     const std::string disk = dir_.Sub("disk.img");
     ASSERT_EQ(Shell(StrCat("mke2fs -q -F -t ext4 -O inline_data -d ", src_, " ",
-                         part, " 48M")),
+                           part, " 48M")),
               0);
     ASSERT_EQ(Shell(StrCat("truncate -s 50M ", disk)), 0);
-    ASSERT_EQ(Shell(StrCat("echo 'start=2048, size=98304, type=83' | sfdisk -q ",
-                         disk)),
+    ASSERT_EQ(Shell(StrCat(
+                  "echo 'start=2048, size=98304, type=83' | sfdisk -q ", disk)),
               0);
     ASSERT_EQ(Shell(StrCat("dd if=", part, " of=", disk,
-                         " bs=1M seek=1 conv=notrunc,sparse")),
+                           " bs=1M seek=1 conv=notrunc,sparse")),
               0);
     std::string image = testing::ReadFileOrDie(disk);
     BackupData("b1", image, "", key_.get(), "pc-1");
@@ -121,20 +121,19 @@ class BrowserTest : public RepoFixture {
     if (browser_) browser_->Shutdown();
   }
 
-  std::string Ticket(SessionTicket::Operation op = SessionTicket::Operation::kBrowse,
-                     const std::string& caller = "helpdesk-1",
-                     const std::string& media = "media-1",
-                     int64_t ttl_us = 3'600'000'000LL) {
+  std::string Ticket(
+      SessionTicket::Operation op = SessionTicket::Operation::kBrowse,
+      const std::string& caller = "helpdesk-1",
+      const std::string& media = "media-1", int64_t ttl_us = 3'600'000'000LL) {
     SessionTicket t;
     t.operation = op;
     t.client_id = caller;
     t.backup_id = "b1";
     t.media_id = media;
-    t.expires_unix_us =
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count() +
-        ttl_us;
+    t.expires_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count() +
+                        ttl_us;
     auto wrapped = WrapKey(key_->secret(), media_.cert_pem);
     EXPECT_TRUE(wrapped.ok());
     t.wrapped_key = *wrapped;
@@ -200,12 +199,14 @@ TEST_F(BrowserTest, CatalogueAfterCommitAndFindUseIt) {
   browser_->WaitForCatalogues();
   ASSERT_TRUE(fs::exists(repo_->root() + "/catalogues/b1.cfc"));
 
-  auto found = browser_->Find("helpdesk-1", Ticket(), "sshd_*", std::nullopt, 0);
+  auto found =
+      browser_->Find("helpdesk-1", Ticket(), "sshd_*", std::nullopt, 0);
   ASSERT_TRUE(found.ok()) << found.status();
   ASSERT_EQ(found->matches.size(), 1u);
   EXPECT_EQ(found->matches[0].first, 1u);
   EXPECT_EQ(found->matches[0].second.path(), "/etc/ssh/sshd_config");
-  auto none = browser_->Find("helpdesk-1", Ticket(), "nothing*", std::nullopt, 0);
+  auto none =
+      browser_->Find("helpdesk-1", Ticket(), "nothing*", std::nullopt, 0);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->matches.empty());
   bool built_now = true;
@@ -247,7 +248,8 @@ TEST_F(BrowserTest, RefusesTraversalSymlinksDirectoriesAndBadTickets) {
   if (kSandbox) GTEST_SKIP() << "the same Browser code as the host path";
   auto traversal =
       browser_->List("helpdesk-1", Ticket(), std::nullopt, "/etc/../..");
-  EXPECT_TRUE(absl::IsInvalidArgument(traversal.status())) << traversal.status();
+  EXPECT_TRUE(absl::IsInvalidArgument(traversal.status()))
+      << traversal.status();
   EXPECT_NE(traversal.status().message().find("traversal"), std::string::npos);
 
   Status s;
@@ -263,12 +265,12 @@ TEST_F(BrowserTest, RefusesTraversalSymlinksDirectoriesAndBadTickets) {
                                 "/home/alice/escape");
   EXPECT_FALSE(through.ok());
 
-  auto other_caller = browser_->List(
-      "someone-else", Ticket(), std::nullopt, "/");
+  auto other_caller =
+      browser_->List("someone-else", Ticket(), std::nullopt, "/");
   EXPECT_TRUE(absl::IsPermissionDenied(other_caller.status()));
-  auto restore_ticket = browser_->List(
-      "helpdesk-1", Ticket(SessionTicket::Operation::kRestore), std::nullopt,
-      "/");
+  auto restore_ticket =
+      browser_->List("helpdesk-1", Ticket(SessionTicket::Operation::kRestore),
+                     std::nullopt, "/");
   EXPECT_TRUE(absl::IsPermissionDenied(restore_ticket.status()));
   auto other_media = browser_->List(
       "helpdesk-1",
@@ -280,7 +282,8 @@ TEST_F(BrowserTest, RefusesTraversalSymlinksDirectoriesAndBadTickets) {
       Ticket(SessionTicket::Operation::kBrowse, "helpdesk-1", "media-1", -1),
       std::nullopt, "/");
   EXPECT_TRUE(absl::IsPermissionDenied(expired.status()));
-  auto garbage = browser_->List("helpdesk-1", "not a ticket", std::nullopt, "/");
+  auto garbage =
+      browser_->List("helpdesk-1", "not a ticket", std::nullopt, "/");
   EXPECT_TRUE(absl::IsInvalidArgument(garbage.status()));
   EXPECT_TRUE(absl::IsNotFound(
       browser_->List("helpdesk-1", Ticket(), 7u, "/").status()));

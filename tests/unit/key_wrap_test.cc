@@ -99,8 +99,8 @@ TEST(BrowseTicketTest, CarriesTheWrappedKeyAndIsCheckedForItsOperation) {
                       SessionTicket::Operation::kBrowse)
           .status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
-      AuthorizeTicket(*signed_ticket, server.cert_pem, now, "media-1",
-                      "pc-1", SessionTicket::Operation::kBrowse)
+      AuthorizeTicket(*signed_ticket, server.cert_pem, now, "media-1", "pc-1",
+                      SessionTicket::Operation::kBrowse)
           .status()));
 }
 
