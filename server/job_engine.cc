@@ -78,6 +78,29 @@ std::string JobEngine::NewBackupIdLocked(const std::string& client_id,
                 "-", HexEncode(crypto::RandomString(2)));
 }
 
+StatusOr<Job> JobEngine::Enqueue(const Job& spec, const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
+  events_->Notify();
+  DispatchLocked(job.client_id);
+  return catalog_->GetJob(job.job_id);
+}
+
+StatusOr<Job> JobEngine::RestoreSpec(const std::string& backup_id,
+                                     const std::string& client_id) {
+  CAIRN_ASSIGN_OR_RETURN(BackupEntry backup, catalog_->GetBackup(backup_id));
+  if (backup.status != BackupStatus::kAvailable) {
+    return absl::FailedPreconditionError(
+        StrCat("backup '", backup.backup_id, "' is ",
+               BackupStatusName(backup.status), ", not available"));
+  }
+  Job spec;
+  spec.client_id = client_id.empty() ? backup.client_id : client_id;
+  spec.media_agent_id = backup.media_agent_id;
+  spec.backup_id = backup.backup_id;
+  return spec;
+}
+
 StatusOr<Job> JobEngine::StartBackup(const BackupJobRequest& request,
                                      const AuditEntry* audit) {
   CAIRN_RETURN_IF_ERROR(CheckPath(request.source_path, "source path"));
@@ -87,36 +110,18 @@ StatusOr<Job> JobEngine::StartBackup(const BackupJobRequest& request,
   spec.incremental = request.incremental;
   spec.target = request.source_path;  // a backup job's target is its source
   spec.requested_by = request.requested_by;
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
-  events_->Notify();
-  DispatchLocked(job.client_id);
-  return catalog_->GetJob(job.job_id);
+  return Enqueue(spec, audit);
 }
 
 StatusOr<Job> JobEngine::StartRestore(const RestoreJobRequest& request,
                                       const AuditEntry* audit) {
   CAIRN_RETURN_IF_ERROR(CheckPath(request.target_path, "target path"));
-  CAIRN_ASSIGN_OR_RETURN(BackupEntry backup,
-                         catalog_->GetBackup(request.backup_id));
-  if (backup.status != BackupStatus::kAvailable) {
-    return absl::FailedPreconditionError(
-        StrCat("backup '", backup.backup_id, "' is ",
-               BackupStatusName(backup.status), ", not available"));
-  }
-  Job spec;
+  CAIRN_ASSIGN_OR_RETURN(Job spec,
+                         RestoreSpec(request.backup_id, request.client_id));
   spec.kind = JobKind::kRestore;
-  spec.client_id =
-      request.client_id.empty() ? backup.client_id : request.client_id;
-  spec.media_agent_id = backup.media_agent_id;
-  spec.backup_id = backup.backup_id;
   spec.target = request.target_path;
   spec.requested_by = request.requested_by;
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
-  events_->Notify();
-  DispatchLocked(job.client_id);
-  return catalog_->GetJob(job.job_id);
+  return Enqueue(spec, audit);
 }
 
 StatusOr<Job> JobEngine::StartFileRestore(const FileRestoreJobRequest& request,
@@ -131,28 +136,14 @@ StatusOr<Job> JobEngine::StartFileRestore(const FileRestoreJobRequest& request,
   }
   CAIRN_ASSIGN_OR_RETURN(std::string target,
                          NormalizeTargetPath(request.target_path));
-  CAIRN_ASSIGN_OR_RETURN(BackupEntry backup,
-                         catalog_->GetBackup(request.backup_id));
-  if (backup.status != BackupStatus::kAvailable) {
-    return absl::FailedPreconditionError(
-        StrCat("backup '", backup.backup_id, "' is ",
-               BackupStatusName(backup.status), ", not available"));
-  }
-  Job spec;
+  CAIRN_ASSIGN_OR_RETURN(Job spec,
+                         RestoreSpec(request.backup_id, request.client_id));
   spec.kind = JobKind::kFileRestore;
-  spec.client_id =
-      request.client_id.empty() ? backup.client_id : request.client_id;
-  spec.media_agent_id = backup.media_agent_id;
-  spec.backup_id = backup.backup_id;
   spec.source_path = *std::move(source);
   spec.partition = request.partition;
   spec.target = std::move(target);
   spec.requested_by = request.requested_by;
-  std::lock_guard<std::mutex> lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(Job job, catalog_->CreateJob(spec, audit));
-  events_->Notify();
-  DispatchLocked(job.client_id);
-  return catalog_->GetJob(job.job_id);
+  return Enqueue(spec, audit);
 }
 
 StatusOr<Job> JobEngine::Cancel(uint64_t job_id, const AuditEntry* audit) {

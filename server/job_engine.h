@@ -226,6 +226,13 @@ class JobEngine {
   // the next one is tried. REQUIRES: mu_ held.
   void DispatchLocked(const std::string& client_id);
   Status DispatchJobLocked(const Job& job, uint64_t session_id);
+  // Creates the job in the catalog (with `audit` in the same batch) and
+  // dispatches it if its client is idle. Takes mu_.
+  StatusOr<Job> Enqueue(const Job& spec, const AuditEntry* audit);
+  // A restore's spec from its backup (which must be available): client
+  // (`client_id`, else the backup's), media agent, backup id.
+  StatusOr<Job> RestoreSpec(const std::string& backup_id,
+                            const std::string& client_id);
   StatusOr<MediaChoice> ChooseMediaLocked(const std::string& preferred);
   // The media agent holding `backup`; FailedPrecondition if it is not
   // available. REQUIRES: mu_ held.
