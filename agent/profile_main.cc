@@ -7,10 +7,13 @@
 //   cairn-profile diff --source FILE --target FILE [--json]
 //                      [--nic-map OLD=NEW]... [--source-modules DIR]
 //                      [--source-kernel VERSION] [--resolve-conflicts CHOICE]
+//   cairn-profile plan --source FILE --target FILE [--backup ID]
+//                      [--target-name NAME] [--drop-guest-tools]
+//                      [--out PLAN.json] [--json] (and diff's options)
 //   cairn-profile show FILE [--json] [--full]
 //
 // Exit codes are common/cli.h's: 0 ok (for diff: a plan with no blockers),
-// 1 diff found blockers, 2 usage or invalid input, 3 not found, 4 damaged
+// 1 diff (or plan) found blockers, 2 usage or invalid input, 3 not found, 4 damaged
 // data, 5 precondition, 10 internal.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -21,6 +24,7 @@
 #include "common/cli.h"
 #include "common/hardware_profile.h"
 #include "common/strings.h"
+#include "server/customization_plan.h"
 #include "server/profile_diff.h"
 
 namespace {
@@ -40,6 +44,8 @@ struct Args {
   std::string source, target, file;
   std::vector<std::string> nic_map;
   std::string source_modules, source_kernel, resolve;
+  std::string backup, target_name;
+  bool drop_guest_tools = false;
 };
 
 int Fail(const Status& s, bool json) {
@@ -107,33 +113,72 @@ int RunShow(const Args& a) {
   return 0;
 }
 
-int RunDiff(const Args& a) {
+struct Diffed {
+  cairn::v1::HardwareProfile source, target;
+  cairn::v1::ProfileDiffPlan plan;
+};
+
+// Reads --source and --target and diffs them with the diff options.
+StatusOr<Diffed> Diff(const Args& a) {
   cairn::ProfileDiffOptions o;
   for (const auto& m : a.nic_map) {
     size_t eq = m.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == m.size()) {
-      return Fail(
-          absl::InvalidArgumentError(cairn::StrCat(
-              "--nic-map '", m, "': expected OLD=NEW (NIC names or MACs)")),
-          a.json);
+      return absl::InvalidArgumentError(cairn::StrCat(
+          "--nic-map '", m, "': expected OLD=NEW (NIC names or MACs)"));
     }
     o.nic_map.emplace_back(m.substr(0, eq), m.substr(eq + 1));
   }
   o.source_module_dir = a.source_modules;
   o.source_kernel = a.source_kernel;
   o.conflict_choice = a.resolve;
-  auto s = cairn::ReadHardwareProfileFile(a.source);
-  if (!s.ok()) return Fail(s.status(), a.json);
-  auto t = cairn::ReadHardwareProfileFile(a.target);
-  if (!t.ok()) return Fail(t.status(), a.json);
-  auto plan = cairn::ProfileDiff(*s, *t, o);
-  if (!plan.ok()) return Fail(plan.status(), a.json);
+  Diffed d;
+  CAIRN_ASSIGN_OR_RETURN(d.source, cairn::ReadHardwareProfileFile(a.source));
+  CAIRN_ASSIGN_OR_RETURN(d.target, cairn::ReadHardwareProfileFile(a.target));
+  CAIRN_ASSIGN_OR_RETURN(d.plan, cairn::ProfileDiff(d.source, d.target, o));
+  return d;
+}
+
+int RunDiff(const Args& a) {
+  auto d = Diff(a);
+  if (!d.ok()) return Fail(d.status(), a.json);
+  const cairn::v1::ProfileDiffPlan* plan = &d->plan;
   if (a.json) {
     auto j = cairn::ProfileDiffToJson(*plan);
     if (!j.ok()) return Fail(j.status(), true);
     std::cout << *j;
   } else {
     std::cout << cairn::RenderProfileDiffText(*plan);
+  }
+  return plan->blockers().empty() ? 0 : 1;
+}
+
+int RunPlan(const Args& a) {
+  auto d = Diff(a);
+  if (!d.ok()) return Fail(d.status(), a.json);
+  cairn::CustomizationPlanOptions o;
+  o.source_backup_id = a.backup;
+  o.source_profile_sha256 = cairn::ProfileSha256Hex(d->source);
+  o.target_profile_sha256 = cairn::ProfileSha256Hex(d->target);
+  o.target = a.target_name.empty()
+                 ? cairn::StrCat("profile:", o.target_profile_sha256)
+                 : a.target_name;
+  o.drop_guest_tools = a.drop_guest_tools;
+  auto plan = cairn::PlanCustomization(d->source, d->target, d->plan, o);
+  if (!plan.ok()) return Fail(plan.status(), a.json);
+  auto j = cairn::CustomizationPlanToJson(*plan);
+  if (!j.ok()) return Fail(j.status(), a.json);
+  if (!a.out.empty()) {
+    if (Status s = cairn::WriteFileAtomically(a.out, *j); !s.ok()) {
+      return Fail(s, a.json);
+    }
+  }
+  if (a.json) {
+    std::cout << *j;
+  } else {
+    std::cout << cairn::RenderProfileDiffText(d->plan) << "\n"
+              << cairn::RenderCustomizationPlanText(*plan);
+    if (!a.out.empty()) std::cout << "Plan written to " << a.out << "\n";
   }
   return plan->blockers().empty() ? 0 : 1;
 }
@@ -194,6 +239,31 @@ int main(int argc, char** argv) {
                    "Explicit choice for devices the source kernel cannot "
                    "drive: use-template-kernel or proceed-without-driver");
 
+  CLI::App* plan = app.add_subcommand(
+      "plan",
+      "Diff two profiles and print the restore build plan: the exact "
+      "changes that make the source's image boot on the target "
+      "(docs/restore-build.md)");
+  plan->add_option("--source", a.source, "Source profile file")->required();
+  plan->add_option("--target", a.target, "Target profile file")->required();
+  plan->add_option("--backup", a.backup, "The backup the plan is for");
+  plan->add_option("--target-name", a.target_name,
+                   "Name of the target in the plan (default: "
+                   "profile:SHA256)");
+  plan->add_flag("--drop-guest-tools", a.drop_guest_tools,
+                 "Disable guest tools for a hypervisor the target is not");
+  plan->add_option("--out", a.out,
+                   "Write the plan (JSON) for `cairn-media restore build`");
+  plan->add_flag("--json", a.json, "JSON output");
+  plan->add_option("--nic-map", a.nic_map,
+                   "Pair a source NIC with a target NIC: OLD=NEW (repeatable)");
+  plan->add_option("--source-modules", a.source_modules,
+                   "Match modules with libkmod in this module directory");
+  plan->add_option("--source-kernel", a.source_kernel,
+                   "The source kernel version the restored system boots");
+  plan->add_option("--resolve-conflicts", a.resolve,
+                   "use-template-kernel or proceed-without-driver");
+
   CLI::App* show = app.add_subcommand("show", "Print a profile file");
   show->add_option("FILE", a.file, "Profile file")->required();
   show->add_flag("--json", a.json, "JSON output");
@@ -217,5 +287,6 @@ int main(int argc, char** argv) {
     return RunCollect(a);
   }
   if (diff->parsed()) return RunDiff(a);
+  if (plan->parsed()) return RunPlan(a);
   return RunShow(a);
 }

@@ -114,6 +114,30 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
   rstart->add_flag("--wait", inv->wait,
                    "Watch the job to its end (progress on stderr); exit 1 if "
                    "it fails");
+  CLI::App* rplan = Leaf(
+      restore, "plan",
+      "The restore build plan for a backup on other hardware: the profile "
+      "diff, then the exact changes a build makes (docs/restore-build.md); "
+      "exit 1 when something blocks the build",
+      inv, CtlCommand::kRestorePlan);
+  rplan->add_option("--backup", inv->backup, "Backup to restore")->required();
+  auto* rp_client = rplan->add_option("--target", inv->client,
+                                      "Target client (its latest profile)");
+  auto* rp_file = rplan->add_option(
+      "--target-file", inv->target_file,
+      "Target profile file (cairn-profile collect, or profile show --out)");
+  rp_client->excludes(rp_file);
+  rplan->add_option("--nic-map", inv->nic_map,
+                    "Pair NICs explicitly: SOURCE=TARGET (name or MAC); "
+                    "repeatable");
+  rplan->add_option("--conflict-choice", inv->conflict_choice,
+                    "For devices the source kernel cannot drive: "
+                    "use-template-kernel or proceed-without-driver");
+  rplan->add_flag("--drop-guest-tools", inv->drop_guest_tools,
+                  "Disable guest tools for a hypervisor the target is not");
+  rplan->add_option("--out", inv->out,
+                    "Also write the plan (JSON) for `cairn-media restore "
+                    "build --plan`");
 
   // jobs
   CLI::App* jobs = app->add_subcommand("jobs", "Backup and restore jobs");
@@ -341,9 +365,12 @@ Status ValidateInvocation(const CtlInvocation& inv) {
       CAIRN_RETURN_IF_ERROR(ParseJobId(inv.id).status());
       break;
     case CtlCommand::kProfileDiff:
+    case CtlCommand::kRestorePlan:
       if (inv.client.empty() == inv.target_file.empty()) {
-        return absl::InvalidArgumentError(
-            "profile diff needs --target CLIENT or --target-file FILE");
+        return absl::InvalidArgumentError(StrCat(
+            inv.command == CtlCommand::kProfileDiff ? "profile diff"
+                                                    : "restore plan",
+            " needs --target CLIENT or --target-file FILE"));
       }
       if (!inv.conflict_choice.empty() &&
           inv.conflict_choice != "use-template-kernel" &&

@@ -53,6 +53,7 @@ enum class CtlCommand {
   kProfileShow,
   kProfileRefresh,
   kProfileDiff,
+  kRestorePlan,
   kBrowseLs,
   kBrowseFind,
   kBrowseSearch,
@@ -85,6 +86,7 @@ struct CtlInvocation {
   std::string target_file;           // diff --target-file
   std::vector<std::string> nic_map;  // diff --nic-map
   std::string conflict_choice;       // diff --conflict-choice
+  bool drop_guest_tools = false;     // restore plan --drop-guest-tools
   // browse (cli/browse_commands.h); `id` holds BACKUP[:PARTITION]:/path for
   // ls and get, `backup` the backup of find and catalogue, `client` the
   // client of search.

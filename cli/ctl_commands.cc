@@ -102,8 +102,34 @@ int DiffProfiles(AdminClient* client, const CtlInvocation& inv) {
   }
   for (const std::string& pair : inv.nic_map) req.add_nic_map(pair);
   req.set_conflict_choice(inv.conflict_choice);
+  const bool restore_plan = inv.command == CtlCommand::kRestorePlan;
+  req.set_restore_plan(restore_plan);
+  req.set_drop_guest_tools(inv.drop_guest_tools);
   auto resp = client->DiffProfiles(req);
   if (!resp.ok()) return ReportCtlError(resp.status(), inv.json);
+  if (restore_plan) {
+    if (!inv.out.empty()) {
+      if (Status s = WriteFileAtomically(inv.out, resp->restore_plan_json());
+          !s.ok()) {
+        return ReportCtlError(s, inv.json);
+      }
+    }
+    nlohmann::json build =
+        nlohmann::json::parse(resp->restore_plan_json(), nullptr, false);
+    const bool ready = build.is_object() && !build.contains("blockers");
+    if (inv.json) {
+      cli::PrintJson(
+          {{"source_profile_sha256", resp->source_profile_sha256()},
+           {"target_profile_sha256", resp->target_profile_sha256()},
+           {"diff", nlohmann::json::parse(resp->json(), nullptr, false)},
+           {"plan", build},
+           {"ready", ready}});
+    } else {
+      std::cout << resp->text() << "\n" << resp->restore_plan_text();
+      if (!inv.out.empty()) std::cout << "Plan written to " << inv.out << "\n";
+    }
+    return ready ? kExitOk : 1;
+  }
   if (inv.json) {
     nlohmann::json plan = nlohmann::json::parse(resp->json(), nullptr, false);
     cli::PrintJson({{"source_profile_sha256", resp->source_profile_sha256()},
@@ -183,6 +209,7 @@ int RunCtlCommandWith(AdminClient* client, const CtlInvocation& inv) {
     case CtlCommand::kProfileShow:
       return ShowProfile(client, inv);
     case CtlCommand::kProfileDiff:
+    case CtlCommand::kRestorePlan:
       return DiffProfiles(client, inv);
     case CtlCommand::kProfileRefresh: {
       Status s = client->RefreshProfile(inv.id);

@@ -3,6 +3,8 @@
 # libguestfs appliance, which catalogues and reads its file systems with its
 # own kernel. Included from the top-level CMakeLists.txt before browse.cmake.
 #
+#   cairn_guestfs_appliance   library: GuestfsAppliance (a libguestfs handle
+#                             with a watchdog; also used by restore builds)
 #   cairn_sandbox_disk        library: SandboxDisk
 #   cairn_sandbox_disk_tests  e2e tests (label e2e; one appliance launch per
 #                             run, 20-25 s under TCG; need qemu, the
@@ -14,10 +16,17 @@ if(NOT TARGET PkgConfig::GUESTFS)
   pkg_check_modules(GUESTFS REQUIRED IMPORTED_TARGET libguestfs)
 endif()
 
+add_library(cairn_guestfs_appliance
+  ${PROJECT_SOURCE_DIR}/media_agent/guestfs_appliance.cc)
+target_link_libraries(cairn_guestfs_appliance
+  PUBLIC cairn_common PkgConfig::GUESTFS
+  PRIVATE cairn_warnings)
+
 add_library(cairn_sandbox_disk
   ${PROJECT_SOURCE_DIR}/media_agent/sandbox_disk.cc)
 target_link_libraries(cairn_sandbox_disk
-  PUBLIC cairn_file_catalogue cairn_nbd_export cairn_proto PkgConfig::GUESTFS
+  PUBLIC cairn_guestfs_appliance cairn_file_catalogue cairn_nbd_export
+         cairn_proto PkgConfig::GUESTFS
   PRIVATE cairn_warnings)
 
 if(CAIRN_BUILD_TESTS)

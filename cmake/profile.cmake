@@ -14,7 +14,8 @@ add_library(cairn_profile
   ${PROJECT_SOURCE_DIR}/agent/root_dir.cc
   ${PROJECT_SOURCE_DIR}/agent/profile_config_parsers.cc
   ${PROJECT_SOURCE_DIR}/agent/profile_collector.cc
-  ${PROJECT_SOURCE_DIR}/server/profile_diff.cc)
+  ${PROJECT_SOURCE_DIR}/server/profile_diff.cc
+  ${PROJECT_SOURCE_DIR}/server/customization_plan.cc)
 target_link_libraries(cairn_profile
   PUBLIC cairn_proto cairn_common nlohmann_json::nlohmann_json
   PRIVATE cairn_warnings PkgConfig::KMOD LibArchive::LibArchive yaml-cpp)

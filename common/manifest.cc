@@ -56,6 +56,8 @@ std::string_view BackupKindName(BackupKind kind) {
       return "incremental";
     case BackupKind::kSyntheticFull:
       return "synthetic-full";
+    case BackupKind::kCustomized:
+      return "customized";
   }
   return "unknown";
 }
@@ -187,7 +189,7 @@ StatusOr<Manifest> DecodeManifest(std::string_view data, std::string_view name,
       return damaged("truncated header");
     m.consolidated_from.emplace_back(s);
   }
-  if (kind > static_cast<uint8_t>(BackupKind::kSyntheticFull)) {
+  if (kind > static_cast<uint8_t>(BackupKind::kCustomized)) {
     return damaged(StrCat("unknown backup kind ", kind));
   }
   m.kind = static_cast<BackupKind>(kind);

@@ -36,6 +36,9 @@ enum class BackupKind : uint8_t {
   kFull = 0,
   kIncremental = 1,    // has a parent; only changed chunks were sent
   kSyntheticFull = 2,  // made by consolidating a chain; no chunk was read
+  // Made by a restore build from the backup `parent_id` for one target
+  // (media_agent/derived_image.h): shares every unchanged chunk with it.
+  kCustomized = 3,
 };
 std::string_view BackupKindName(BackupKind kind);
 
@@ -43,7 +46,9 @@ struct Manifest {
   std::string backup_id;
   std::string source;  // client or source name; retention groups by it
   BackupKind kind = BackupKind::kFull;
-  std::string parent_id;  // empty unless kind == kIncremental
+  // The parent backup (kIncremental), or the backup a kCustomized image was
+  // made from; empty otherwise.
+  std::string parent_id;
   int64_t created_unix_us = 0;
   uint64_t image_size = 0;
   uint32_t chunk_size = kDefaultChunkSize;

@@ -7,6 +7,11 @@
 //                      [--no-browse] [--no-catalogue] [--browse-idle S]
 //                      [--browse-sandbox]
 //   cairn-media store init|list|show|verify|gc|prune|consolidate --store REPO
+//   cairn-media restore build --store REPO --backup B --plan PLAN.json
+//                      --id NEW [--key-file K] [--work-dir DIR] [--json]
+//   cairn-media export --store REPO --backup B --format raw|qcow2|vmdk|vhdx
+//                      --out FILE [--key-file K] [--force] [--work-dir DIR]
+//                      [--json]
 //   cairn-media key generate --out FILE
 //
 // `serve` stops gracefully on SIGTERM or SIGINT (sigwait in the main thread,
@@ -15,17 +20,22 @@
 #include <string.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <iostream>
 
 #include "common/cli.h"
 #include "common/coding.h"
 #include "common/logging.h"
+#include "common/env.h"
 #include "common/progress.h"
 #include "media_agent/consolidator.h"
 #include "media_agent/garbage_collector.h"
+#include "media_agent/image_export.h"
 #include "media_agent/media_enrollment.h"
 #include "media_agent/media_server.h"
 #include "media_agent/repository.h"
+#include "media_agent/restore_builder.h"
+#include "server/customization_plan.h"
 #include "media_agent/retention.h"
 #include "media_agent/verifier.h"
 
@@ -61,6 +71,75 @@ int Finish(const StatusOr<json>& r, bool as_json, int exit_if_ok = 0) {
   if (!r.ok()) return cli::ReportError(r.status(), as_json);
   if (as_json) cli::PrintJson(*r);
   return exit_if_ok;
+}
+
+// `export`: the signal that asked it to stop (SIGINT, SIGTERM), or 0.
+std::atomic<int> export_stop_signal{0};
+
+void OnExportStopSignal(int signal_number) {
+  export_stop_signal.store(signal_number);
+}
+
+int RunExport(Repository& repo, ImageExportOptions options,
+              const std::string& key_file, bool as_json) {
+  auto key_or = cli::LoadOptionalKey(key_file);
+  if (!key_or.ok()) return cli::ReportError(key_or.status(), as_json);
+  options.key = key_or->get();
+  // Ctrl-C or SIGTERM: qemu-img is stopped and the temporary file removed.
+  struct sigaction sa = {};
+  sa.sa_handler = OnExportStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  options.cancelled = [] { return export_stop_signal.load() != 0; };
+  std::unique_ptr<ProgressCounter> counter;
+  ProgressPrinter printer("export");
+  uint64_t reported = 0;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    if (total == 0) return;
+    if (counter == nullptr) counter = std::make_unique<ProgressCounter>(total);
+    if (done > reported) counter->Add(done - reported);
+    reported = done;
+    if (!as_json) printer.Update(counter->Snapshot());
+  };
+  auto r = ExportImage(repo, options);
+  if (counter != nullptr && !as_json && r.ok()) {
+    printer.Finish(counter->Snapshot());
+  }
+  if (!r.ok()) {
+    Status s = r.status();
+    if (s.code() == absl::StatusCode::kAlreadyExists) {
+      s = Status(s.code(), std::string(s.message()) + " (--force replaces it)");
+    }
+    int code = cli::ReportError(s, as_json);
+    int sig = export_stop_signal.load();
+    return s.code() == absl::StatusCode::kCancelled && sig != 0 ? 128 + sig
+                                                                : code;
+  }
+  const double mib_s = r->bytes_per_second / (1 << 20);
+  if (!as_json) {
+    std::cout << "exported " << r->backup_id << " as "
+              << ImageFormatName(r->format) << " to " << r->destination << ": "
+              << FormatBytes(r->virtual_size) << " virtual, "
+              << FormatBytes(r->file_size) << " file ("
+              << FormatBytes(r->allocated_bytes) << " allocated), "
+              << FormatDuration(r->seconds) << ", "
+              << static_cast<int64_t>(mib_s) << " MiB/s\n";
+  }
+  return Finish(
+      json{{"out", r->destination},
+           {"backup_id", r->backup_id},
+           {"format", std::string(ImageFormatName(r->format))},
+           {"format_options", std::string(QemuImgCreateOptions(r->format))},
+           {"virtual_size", r->virtual_size},
+           {"file_size", r->file_size},
+           {"allocated_bytes", r->allocated_bytes},
+           {"seconds", r->seconds},
+           {"export_seconds", r->export_seconds},
+           {"convert_seconds", r->convert_seconds},
+           {"bytes_per_second", r->bytes_per_second},
+           {"mib_per_second", mib_s}},
+      as_json);
 }
 
 int RunServe(const MediaServerOptions& options) {
@@ -221,6 +300,57 @@ int main(int argc, char** argv) {
                    "Seconds before an unused browse mount is stopped "
                    "(default 300)")
       ->check(CLI::Range(1, 86400));
+
+  auto* restore = app.add_subcommand(
+      "restore", "Restore builds: customized bootable images of backups");
+  restore->require_subcommand(1);
+  auto* build = restore->add_subcommand(
+      "build",
+      "Make a customized image of a backup for a target machine, from a plan "
+      "(`cairn-profile plan --out`), and store it next to the backup "
+      "(docs/restore-build.md)");
+  add_common(build);
+  RestoreBuildOptions rb;
+  std::string rb_plan, rb_key;
+  build->add_option("--backup", rb.backup_id, "Backup to customize")
+      ->required();
+  build->add_option("--plan", rb_plan, "Plan file (JSON)")->required();
+  build->add_option("--id", rb.new_id, "Id of the customized image")
+      ->required();
+  build->add_option("--key-file", rb_key,
+                    "Data key file (for an encrypted backup)");
+  build->add_option("--work-dir", rb.work_parent,
+                    "Where the overlay is kept during the build (default "
+                    "$TMPDIR or /tmp)");
+
+  auto* export_cmd = app.add_subcommand(
+      "export",
+      "Write a backup or customized image as a disk image file for a "
+      "hypervisor: raw, qcow2 (compat=1.1), vmdk (streamOptimized) or vhdx "
+      "(dynamic), through qemu-img reading its NBD export "
+      "(docs/export.md)");
+  add_common(export_cmd);
+  ImageExportOptions ex;
+  std::string ex_key;
+  export_cmd
+      ->add_option("--backup", ex.backup_id,
+                   "Backup or customized image to export")
+      ->required();
+  export_cmd->add_option("--format", ex.format, "raw, qcow2, vmdk or vhdx")
+      ->required();
+  export_cmd
+      ->add_option("--out", ex.destination,
+                   "Image file to write (written under a temporary name in "
+                   "the same directory, then renamed; mode 0600)")
+      ->required();
+  export_cmd->add_option("--key-file", ex_key,
+                         "Data key file (for an encrypted backup)");
+  export_cmd->add_flag("--force", ex.overwrite,
+                       "Replace --out if it exists (default: refuse)");
+  export_cmd->add_option(
+      "--work-dir", ex.work_parent,
+      "Where nbdkit's socket and logs are kept during the export "
+      "(default $TMPDIR or /tmp; holds no image data)");
 
   auto* key = app.add_subcommand("key", "Data keys");
   key->require_subcommand(1);
@@ -413,6 +543,74 @@ int main(int argc, char** argv) {
                        {"decisions", arr}},
                   c.json);
   }
+  if (build->parsed()) {
+    auto key_or = cli::LoadOptionalKey(rb_key);
+    if (!key_or.ok()) return cli::ReportError(key_or.status(), c.json);
+    rb.key = key_or->get();
+    std::string text;
+    if (Status s = Env::Default()->ReadFileToString(rb_plan, &text); !s.ok()) {
+      return cli::ReportError(s, c.json);
+    }
+    auto plan = CustomizationPlanFromJson(text);
+    if (!plan.ok()) return cli::ReportError(plan.status(), c.json);
+    rb.plan = *std::move(plan);
+    std::unique_ptr<ProgressCounter> counter;
+    ProgressPrinter printer("commit");
+    uint64_t reported = 0;
+    rb.progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
+      if (phase == "commit" && total > 0) {
+        if (counter == nullptr) counter = std::make_unique<ProgressCounter>(total);
+        counter->Add(done - reported);
+        reported = done;
+        if (!c.json) printer.Update(counter->Snapshot());
+      } else if (!c.json) {
+        std::cerr << "cairn-media: " << phase << "\n";
+      }
+    };
+    auto r = BuildCustomizedImage(*repo, rb);
+    if (counter != nullptr && !c.json) printer.Finish(counter->Snapshot());
+    if (!r.ok()) return cli::ReportError(r.status(), c.json);
+    json steps = json::array();
+    for (const auto& st : r->report.steps()) {
+      steps.push_back(
+          {{"step", st.step()}, {"detail", st.detail()}, {"seconds", st.seconds()}});
+      if (!c.json) {
+        std::cout << "  " << st.step() << ": " << st.detail() << "\n";
+      }
+    }
+    const DerivedImageStats& st = r->stats;
+    if (!c.json) {
+      std::cout << "customized image " << r->manifest.backup_id << " of "
+                << rb.backup_id << ": " << st.chunks << " chunks, "
+                << st.chunks_reused << " shared with the backup, "
+                << st.chunks_new << " new (" << st.new_stored_bytes
+                << " bytes stored)\n";
+    }
+    return Finish(
+        json{{"image_id", r->manifest.backup_id},
+             {"backup_id", rb.backup_id},
+             {"image_size", st.image_size},
+             {"chunks", st.chunks},
+             {"chunks_reused", st.chunks_reused},
+             {"chunks_read", st.chunks_read},
+             {"chunks_new", st.chunks_new},
+             {"chunks_zero", st.chunks_zero},
+             {"new_stored_bytes", st.new_stored_bytes},
+             {"steps", steps},
+             {"changed_files", std::vector<std::string>(
+                                   r->report.changed_files().begin(),
+                                   r->report.changed_files().end())},
+             {"seconds",
+              {{"export", r->export_seconds},
+               {"launch", r->report.launch_seconds()},
+               {"edits", r->report.edit_seconds()},
+               {"initramfs", r->report.initramfs_seconds()},
+               {"shutdown", r->report.shutdown_seconds()},
+               {"customize", r->customize_seconds},
+               {"commit", r->commit_seconds}}}},
+        c.json);
+  }
+  if (export_cmd->parsed()) return RunExport(*repo, ex, ex_key, c.json);
   if (consolidate->parsed()) {
     auto key_or = cli::LoadOptionalKey(cons_key);
     if (!key_or.ok()) return cli::ReportError(key_or.status(), c.json);

@@ -22,6 +22,7 @@
 
 #include "common/strings.h"
 #include "common/utf8.h"
+#include "media_agent/guestfs_appliance.h"
 
 namespace cairn {
 namespace {
@@ -34,31 +35,10 @@ constexpr size_t kMaxPathBytes = 4096;
 // guestfs_pread answers at most ~2 MiB per call (the protocol's message
 // limit); Browser streams 1 MiB pieces.
 constexpr int kReadPiece = 1 << 20;
-constexpr auto kShutdownTimeout = std::chrono::seconds(30);
 
 // "'/etc/x'" for messages.
 std::string Quoted(std::string_view path) {
   return StrCat("'", PrintableUtf8(path), "'");
-}
-
-// Takes ownership of a NULL-terminated string list from libguestfs.
-std::vector<std::string> TakeStrings(char** v) {
-  std::vector<std::string> out;
-  if (v == nullptr) return out;
-  for (char** p = v; *p != nullptr; ++p) {
-    out.emplace_back(*p);
-    free(*p);
-  }
-  free(v);
-  return out;
-}
-
-// Takes ownership of a string from libguestfs; "" for NULL.
-std::string TakeString(char* s) {
-  if (s == nullptr) return "";
-  std::string out(s);
-  free(s);
-  return out;
 }
 
 struct StatnsListFree {
@@ -72,15 +52,6 @@ struct PartitionListFree {
     guestfs_free_partition_list(l);
   }
 };
-
-// A NULL-terminated char* array viewing `v` (valid while `v` lives).
-std::vector<char*> CStrings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
 
 v1::FileEntry::Type TypeOf(int64_t mode) {
   switch (mode & S_IFMT) {
@@ -139,303 +110,7 @@ std::string Describe(uint32_t partition, std::string_view fs_type,
                 ")");
 }
 
-bool KvmUsable() {
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  ::close(fd);
-  return true;
-}
-
-// The processes forked by this process whose command line mentions
-// `marker` (qemu and qemu-img of this appliance: their arguments name files
-// in its private temporary directory).
-std::vector<pid_t> ChildrenMentioning(const std::string& marker) {
-  std::vector<pid_t> out;
-  const pid_t self = ::getpid();
-  DIR* d = ::opendir("/proc");
-  if (d == nullptr) return out;
-  while (struct dirent* e = ::readdir(d)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (pid <= 0 || end == e->d_name || *end != '\0') continue;
-    std::string base = StrCat("/proc/", pid);
-    std::ifstream stat_file(base + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)),
-                     std::istreambuf_iterator<char>());
-    size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    std::string state;
-    long ppid = 0;
-    if (!(fields >> state >> ppid) || ppid != self) continue;
-    std::ifstream cmd_file(base + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd_file)),
-                        std::istreambuf_iterator<char>());
-    if (cmdline.find(marker) != std::string::npos) {
-      out.push_back(static_cast<pid_t>(pid));
-    }
-  }
-  ::closedir(d);
-  return out;
-}
-
-// Kills the appliance when one armed call outlives its timeout. One thread
-// per appliance, asleep unless a call is armed.
-class Watchdog {
- public:
-  // `marker`: text in the command line of the appliance's processes, for
-  // finding them before their pid is known (during the launch).
-  explicit Watchdog(std::string marker) : marker_(std::move(marker)) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-
-  // Disarms the watchdog when it goes out of scope.
-  class Scope {
-   public:
-    explicit Scope(Watchdog* w) : w_(w) {}
-    ~Scope() { w_->Disarm(); }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    Watchdog* w_;
-  };
-
-  // Arms for one call: `what` is what the appliance is doing, for the
-  // message. Calls are serialized by the caller, so one is armed at a time.
-  [[nodiscard]] Scope Arm(std::chrono::milliseconds timeout, std::string what) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      armed_ = true;
-      timeout_ = timeout;
-      deadline_ = Clock::now() + timeout;
-      what_ = std::move(what);
-    }
-    cv_.notify_all();
-    return Scope(this);
-  }
-
-  void set_pid(pid_t pid) {
-    std::lock_guard<std::mutex> lock(mu_);
-    pid_ = pid;
-  }
-  pid_t pid() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return pid_;
-  }
-
-  // Non-empty once the watchdog has killed the appliance: why.
-  std::string fired() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return fired_;
-  }
-
- private:
-  void Disarm() {
-    std::lock_guard<std::mutex> lock(mu_);
-    armed_ = false;
-  }
-
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      if (!armed_) {
-        cv_.wait(lock);
-        continue;
-      }
-      if (Clock::now() < deadline_) {
-        cv_.wait_until(lock, deadline_);
-        continue;
-      }
-      // Overdue: kill qemu (and anything else of this appliance still
-      // starting), then look again every second until the call returns.
-      if (fired_.empty()) {
-        fired_ = StrCat(
-            what_, ": the appliance did not answer within ",
-            std::chrono::duration_cast<std::chrono::seconds>(timeout_).count(),
-            " s and was stopped");
-      }
-      std::vector<pid_t> victims;
-      if (pid_ > 0) {
-        victims.push_back(pid_);
-      } else {
-        victims = ChildrenMentioning(marker_);
-      }
-      for (pid_t p : victims) ::kill(p, SIGKILL);
-      deadline_ = Clock::now() + std::chrono::seconds(1);
-    }
-  }
-
-  const std::string marker_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;                     // guarded by mu_
-  bool armed_ = false;                    // guarded by mu_
-  Clock::time_point deadline_;            // guarded by mu_
-  std::chrono::milliseconds timeout_{0};  // guarded by mu_
-  std::string what_;                      // guarded by mu_
-  std::string fired_;                     // guarded by mu_
-  pid_t pid_ = -1;                        // guarded by mu_
-  std::thread thread_;
-};
-
 }  // namespace
-
-// The libguestfs handle, its private temporary directory and its watchdog.
-// Not thread-safe (SandboxDisk serializes every use).
-class SandboxAppliance {
- public:
-  static StatusOr<std::unique_ptr<SandboxAppliance>> Launch(
-      const SandboxDiskOptions& options) {
-    const char* t = ::getenv("TMPDIR");
-    std::string base = (t != nullptr && *t != '\0') ? t : "/tmp";
-    std::string tmpl = StrCat(base, "/cairn-sandbox-XXXXXX");
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) {  // mode 0700
-      return ErrnoToStatus(errno, "mkdtemp", tmpl);
-    }
-    std::unique_ptr<SandboxAppliance> a(
-        new SandboxAppliance(options, buf.data()));
-    CAIRN_RETURN_IF_ERROR(a->Start());
-    return a;
-  }
-
-  ~SandboxAppliance() {
-    if (g_ != nullptr) {
-      {
-        auto scope =
-            watchdog_.Arm(kShutdownTimeout, "shutting the appliance down");
-        if (guestfs_is_ready(g_) > 0) guestfs_shutdown(g_);
-        guestfs_close(g_);
-      }
-      g_ = nullptr;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(tmpdir_, ec);
-  }
-
-  SandboxAppliance(const SandboxAppliance&) = delete;
-  SandboxAppliance& operator=(const SandboxAppliance&) = delete;
-
-  guestfs_h* g() const { return g_; }
-  pid_t pid() const { return Alive().ok() ? watchdog_.pid() : -1; }
-
-  // Runs `call` (one appliance call) under the watchdog.
-  template <typename F>
-  auto Call(std::string what, F&& call) {
-    auto scope = watchdog_.Arm(options_.call_timeout, std::move(what));
-    return call();
-  }
-
-  // OK while the appliance takes calls; Unavailable once it is gone.
-  Status Alive() const {
-    std::string fired = watchdog_.fired();
-    if (!fired.empty()) return absl::UnavailableError(PrintableUtf8(fired));
-    if (g_ == nullptr || guestfs_is_ready(g_) <= 0) {
-      return absl::UnavailableError(
-          "the libguestfs appliance is not running (it exited or crashed)");
-    }
-    return absl::OkStatus();
-  }
-
-  // The status of a failed call: Unavailable once the appliance is gone
-  // (naming why, and `what`), else `code` with libguestfs's message.
-  Status Error(absl::StatusCode code, std::string_view what) const {
-    std::string message = LastError();
-    Status alive = Alive();
-    if (!alive.ok()) {
-      return absl::UnavailableError(StrCat(what, ": ", ToStd(alive.message()),
-                                           message.empty() ? "" : " (", message,
-                                           message.empty() ? "" : ")"));
-    }
-    return Status(code, StrCat(what, ": ", message));
-  }
-
-  // guestfs_last_error, printable; "unknown error" if there is none.
-  std::string LastError() const {
-    const char* e = g_ != nullptr ? guestfs_last_error(g_) : nullptr;
-    return e != nullptr ? PrintableUtf8(e) : std::string("unknown error");
-  }
-  int LastErrno() const { return g_ != nullptr ? guestfs_last_errno(g_) : 0; }
-
- private:
-  SandboxAppliance(const SandboxDiskOptions& options, std::string tmpdir)
-      : options_(options), tmpdir_(tmpdir), watchdog_(std::move(tmpdir)) {}
-
-  Status Fail(std::string_view what) const {
-    std::string fired = watchdog_.fired();
-    if (!fired.empty()) {
-      return absl::UnavailableError(
-          StrCat("libguestfs: ", PrintableUtf8(fired)));
-    }
-    return absl::UnavailableError(
-        StrCat("libguestfs: ", what, ": ", LastError()));
-  }
-
-  Status Start() {
-    g_ = guestfs_create();
-    if (g_ == nullptr) {
-      return absl::UnavailableError(
-          "libguestfs: cannot create a handle (guestfs_create failed)");
-    }
-    // Errors are reported through guestfs_last_error, not printed.
-    guestfs_set_error_handler(g_, nullptr, nullptr);
-    if (::getenv("LIBGUESTFS_BACKEND") == nullptr &&
-        guestfs_set_backend(g_, "direct") == -1) {
-      return Fail("selecting the direct backend");
-    }
-    if (::getenv("LIBGUESTFS_BACKEND_SETTINGS") == nullptr && !KvmUsable()) {
-      char force_tcg[] = "force_tcg";
-      char* settings[] = {force_tcg, nullptr};
-      if (guestfs_set_backend_settings(g_, settings) == -1) {
-        return Fail("selecting TCG (no usable /dev/kvm)");
-      }
-    }
-    if (guestfs_set_tmpdir(g_, tmpdir_.c_str()) == -1) {
-      return Fail("setting the temporary directory");
-    }
-    guestfs_set_autosync(g_, 0);  // nothing is ever written
-    guestfs_set_identifier(g_, "cairn-sandbox");
-    std::string server = StrCat("unix:", options_.nbd_socket);
-    char* servers[] = {server.data(), nullptr};
-    if (guestfs_add_drive_opts(g_, "", GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-                               GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
-                               GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
-                               GUESTFS_ADD_DRIVE_OPTS_SERVER, servers,
-                               -1) == -1) {
-      return Fail(
-          StrCat("adding the NBD export ", options_.nbd_socket, " read-only"));
-    }
-    int launched;
-    {
-      auto scope =
-          watchdog_.Arm(options_.launch_timeout, "launching the appliance");
-      launched = guestfs_launch(g_);
-    }
-    if (launched == -1 || !watchdog_.fired().empty()) {
-      return Fail("launching the appliance");
-    }
-    int pid = guestfs_get_pid(g_);
-    if (pid > 0) watchdog_.set_pid(pid);
-    return absl::OkStatus();
-  }
-
-  const SandboxDiskOptions options_;
-  const std::string tmpdir_;
-  Watchdog watchdog_;
-  guestfs_h* g_ = nullptr;
-};
 
 namespace {
 
@@ -455,7 +130,7 @@ struct Child {
 // kept in a frame while its subtrees are walked.
 class SandboxWalker {
  public:
-  SandboxWalker(SandboxAppliance* a, uint32_t partition, std::string desc,
+  SandboxWalker(GuestfsAppliance* a, uint32_t partition, std::string desc,
                 const CatalogueLimits& limits, v1::FileSystemCatalogue* out)
       : a_(*a),
         g_(a->g()),
@@ -614,7 +289,7 @@ class SandboxWalker {
       CheckAlive();
       return names;
     }
-    for (std::string& n : TakeStrings(r)) {
+    for (std::string& n : TakeGuestfsStrings(r)) {
       if (n.empty() || n == "." || n == ".." ||
           n.find('/') != std::string::npos) {
         errors_.Add(StrCat(PrintableUtf8(dir),
@@ -643,7 +318,7 @@ class SandboxWalker {
                                   std::vector<std::string> names) {
     std::vector<Child> children;
     if (names.empty()) return children;
-    std::vector<char*> argv = CStrings(names);
+    std::vector<char*> argv = GuestfsStringArray(names);
     std::unique_ptr<guestfs_statns_list, StatnsListFree> stats(a_.Call(
         StrCat(desc_, ": reading the entries of ", PrintableUtf8(dir)),
         [&] { return guestfs_lstatnslist(g_, dir.c_str(), argv.data()); }));
@@ -664,7 +339,7 @@ class SandboxWalker {
       if (c.stat_ok && S_ISLNK(c.st.st_mode)) links.push_back(c.name);
     }
     if (links.empty()) return children;
-    std::vector<char*> largv = CStrings(links);
+    std::vector<char*> largv = GuestfsStringArray(links);
     char** r = a_.Call(
         StrCat(desc_, ": reading the symlinks of ", PrintableUtf8(dir)),
         [&] { return guestfs_readlinklist(g_, dir.c_str(), largv.data()); });
@@ -673,7 +348,7 @@ class SandboxWalker {
       CheckAlive();
       return children;
     }
-    std::vector<std::string> targets = TakeStrings(r);
+    std::vector<std::string> targets = TakeGuestfsStrings(r);
     size_t k = 0;
     for (Child& c : children) {
       if (c.stat_ok && S_ISLNK(c.st.st_mode) && k < targets.size()) {
@@ -683,7 +358,7 @@ class SandboxWalker {
     return children;
   }
 
-  SandboxAppliance& a_;
+  GuestfsAppliance& a_;
   guestfs_h* const g_;
   const uint32_t partition_;
   const std::string desc_;
@@ -725,14 +400,20 @@ StatusOr<std::unique_ptr<SandboxDisk>> SandboxDisk::Open(
     return absl::InvalidArgumentError(
         "catalogue limits: max_depth and deadline must not be negative");
   }
-  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<SandboxAppliance> appliance,
-                         SandboxAppliance::Launch(options));
+  GuestfsApplianceOptions appliance_options;
+  appliance_options.drives.push_back(GuestfsDrive{
+      .nbd_socket = options.nbd_socket, .format = "raw", .readonly = true});
+  appliance_options.identifier = "cairn-sandbox";
+  appliance_options.launch_timeout = options.launch_timeout;
+  appliance_options.call_timeout = options.call_timeout;
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<GuestfsAppliance> appliance,
+                         GuestfsAppliance::Launch(appliance_options));
   return std::unique_ptr<SandboxDisk>(
       new SandboxDisk(options, std::move(appliance)));
 }
 
 SandboxDisk::SandboxDisk(const SandboxDiskOptions& options,
-                         std::unique_ptr<SandboxAppliance> appliance)
+                         std::unique_ptr<GuestfsAppliance> appliance)
     : options_(options), appliance_(std::move(appliance)) {}
 
 SandboxDisk::~SandboxDisk() {
@@ -747,7 +428,7 @@ pid_t SandboxDisk::appliance_pid() const {
 
 Status SandboxDisk::ProbeVolumes() {
   if (probed_) return absl::OkStatus();
-  SandboxAppliance& a = *appliance_;
+  GuestfsAppliance& a = *appliance_;
   guestfs_h* g = a.g();
   std::vector<std::string> devices;
   {
@@ -756,7 +437,7 @@ Status SandboxDisk::ProbeVolumes() {
     if (d == nullptr) {
       return a.Error(absl::StatusCode::kInternal, "listing the disks");
     }
-    devices = TakeStrings(d);
+    devices = TakeGuestfsStrings(d);
   }
   if (devices.empty()) {
     return absl::InternalError("the appliance sees no disk");
@@ -768,7 +449,7 @@ Status SandboxDisk::ProbeVolumes() {
   if (p == nullptr) {
     return a.Error(absl::StatusCode::kInternal, "listing the partitions");
   }
-  std::vector<std::string> partitions = TakeStrings(p);
+  std::vector<std::string> partitions = TakeGuestfsStrings(p);
 
   char** f = a.Call("listing the file systems",
                     [&] { return guestfs_list_filesystems(g); });
@@ -777,7 +458,7 @@ Status SandboxDisk::ProbeVolumes() {
   }
   std::map<std::string, std::string> filesystems;  // mountable -> type
   {
-    std::vector<std::string> kv = TakeStrings(f);
+    std::vector<std::string> kv = TakeGuestfsStrings(f);
     for (size_t i = 0; i + 1 < kv.size(); i += 2)
       filesystems[kv[i]] = kv[i + 1];
   }
@@ -795,9 +476,10 @@ Status SandboxDisk::ProbeVolumes() {
         extents[e.part_num] = {e.part_start, e.part_size};
       }
     }
-    parttype = TakeString(a.Call("reading the partition table type", [&] {
-      return guestfs_part_get_parttype(g, disk.c_str());
-    }));
+    parttype =
+        TakeGuestfsString(a.Call("reading the partition table type", [&] {
+          return guestfs_part_get_parttype(g, disk.c_str());
+        }));
   }
 
   // Logical volumes, md and Windows dynamic volumes have no partition
@@ -816,21 +498,19 @@ Status SandboxDisk::ProbeVolumes() {
     std::string type = listed_type;
     if (type.empty()) {
       // Not in list_filesystems: a container (LVM PV, RAID member, LUKS).
-      type = TakeString(a.Call(StrCat("probing ", v->device), [&] {
+      type = TakeGuestfsString(a.Call(StrCat("probing ", v->device), [&] {
         return guestfs_vfs_type(g, v->device.c_str());
       }));
     }
     if (type == "unknown") type.clear();
     v->fs_type = type;
     if (!type.empty()) {
-      v->label =
-          TakeString(a.Call(StrCat("reading the label of ", v->device), [&] {
-            return guestfs_vfs_label(g, v->device.c_str());
-          }));
-      v->uuid =
-          TakeString(a.Call(StrCat("reading the UUID of ", v->device), [&] {
-            return guestfs_vfs_uuid(g, v->device.c_str());
-          }));
+      v->label = TakeGuestfsString(
+          a.Call(StrCat("reading the label of ", v->device),
+                 [&] { return guestfs_vfs_label(g, v->device.c_str()); }));
+      v->uuid = TakeGuestfsString(
+          a.Call(StrCat("reading the UUID of ", v->device),
+                 [&] { return guestfs_vfs_uuid(g, v->device.c_str()); }));
     }
     std::string reason;
     if (type.empty()) {
@@ -929,7 +609,7 @@ StatusOr<const SandboxDisk::Volume*> SandboxDisk::MountableVolume(
 
 Status SandboxDisk::EnsureMounted(const Volume& v) {
   if (mounted_ && *mounted_ == v.device) return absl::OkStatus();
-  SandboxAppliance& a = *appliance_;
+  GuestfsAppliance& a = *appliance_;
   guestfs_h* g = a.g();
   const std::string desc = Describe(v.partition, v.fs_type, v.offset);
   if (mounted_) {
@@ -982,7 +662,7 @@ Status SandboxDisk::Walk(const Volume& v, v1::FileSystemCatalogue* out) {
 StatusOr<v1::FileCatalogue> SandboxDisk::Catalogue(
     const std::string& backup_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  SandboxAppliance& a = *appliance_;
+  GuestfsAppliance& a = *appliance_;
   CAIRN_RETURN_IF_ERROR(a.Alive());
   CAIRN_RETURN_IF_ERROR(ProbeVolumes());
   v1::FileCatalogue catalogue;
@@ -1032,7 +712,7 @@ StatusOr<v1::FileCatalogue> SandboxDisk::Catalogue(
 
 StatusOr<uint64_t> SandboxDisk::CheckRegularFile(const Volume& v,
                                                  const std::string& path) {
-  SandboxAppliance& a = *appliance_;
+  GuestfsAppliance& a = *appliance_;
   guestfs_h* g = a.g();
   const std::string where = v.partition == 0
                                 ? std::string("the whole-disk file system")
@@ -1062,7 +742,7 @@ StatusOr<uint64_t> SandboxDisk::CheckRegularFile(const Volume& v,
       return a.Error(code, StrCat("lstat ", Quoted(prefix), " on ", where));
     }
     if (S_ISLNK(st->st_mode)) {
-      std::string target = TakeString(
+      std::string target = TakeGuestfsString(
           a.Call(StrCat("reading the symlink ", PrintableUtf8(prefix)),
                  [&] { return guestfs_readlink(g, prefix.c_str()); }));
       return absl::FailedPreconditionError(
@@ -1118,7 +798,7 @@ Status SandboxDisk::Read(uint32_t partition, const std::string& path,
       // The image is read-only, so what was checked above still holds after
       // another call remounted in between.
       std::lock_guard<std::mutex> lock(mu_);
-      SandboxAppliance& a = *appliance_;
+      GuestfsAppliance& a = *appliance_;
       CAIRN_RETURN_IF_ERROR(a.Alive());
       CAIRN_ASSIGN_OR_RETURN(const Volume* v, MountableVolume(partition));
       CAIRN_RETURN_IF_ERROR(EnsureMounted(*v));

@@ -64,7 +64,7 @@
 
 namespace cairn {
 
-class SandboxAppliance;  // the libguestfs handle and its watchdog (.cc)
+class GuestfsAppliance;  // media_agent/guestfs_appliance.h
 
 struct SandboxDiskOptions {
   std::string nbd_socket;  // the NbdExport's Unix socket (required)
@@ -171,7 +171,7 @@ class SandboxDisk {  // one libguestfs appliance attached read-only to a backup
   };
 
   SandboxDisk(const SandboxDiskOptions& options,
-              std::unique_ptr<SandboxAppliance> appliance);
+              std::unique_ptr<GuestfsAppliance> appliance);
 
   // Finds the appliance's volumes once (volumes_). REQUIRES: mu_.
   Status ProbeVolumes();
@@ -189,7 +189,7 @@ class SandboxDisk {  // one libguestfs appliance attached read-only to a backup
 
   const SandboxDiskOptions options_;
   mutable std::mutex mu_;
-  std::unique_ptr<SandboxAppliance> appliance_;  // guarded by mu_
+  std::unique_ptr<GuestfsAppliance> appliance_;  // guarded by mu_
   bool probed_ = false;                          // guarded by mu_
   std::vector<Volume> volumes_;         // by partition number; guarded by mu_
   std::optional<std::string> mounted_;  // device at "/"; guarded by mu_

@@ -6,6 +6,7 @@
 
 #include "common/peer_identity.h"
 #include "common/strings.h"
+#include "server/customization_plan.h"
 #include "server/profile_diff.h"
 #include "server/request_size.h"
 
@@ -432,6 +433,23 @@ grpc::Status AdminHandler::DiffProfiles(grpc::ServerContext* ctx,
   resp->set_json(*json);
   resp->set_source_profile_sha256(source->sha256_hex);
   resp->set_target_profile_sha256(target->sha256_hex);
+  if (req->restore_plan()) {
+    CustomizationPlanOptions co;
+    co.source_backup_id = req->source_backup_id();
+    co.target = req->target_client_id().empty()
+                    ? StrCat("profile:", target->sha256_hex)
+                    : StrCat("client:", req->target_client_id());
+    co.source_profile_sha256 = source->sha256_hex;
+    co.target_profile_sha256 = target->sha256_hex;
+    co.drop_guest_tools = req->drop_guest_tools();
+    auto build_plan =
+        PlanCustomization(source->profile, target->profile, *plan, co);
+    if (!build_plan.ok()) return ToGrpcStatus(build_plan.status());
+    auto build_json = CustomizationPlanToJson(*build_plan);
+    if (!build_json.ok()) return ToGrpcStatus(build_json.status());
+    resp->set_restore_plan_text(RenderCustomizationPlanText(*build_plan));
+    resp->set_restore_plan_json(*build_json);
+  }
   return grpc::Status::OK;
 }
 

@@ -191,6 +191,8 @@ v1::BackupRecord::Kind ToProto(BackupKind k) {
       return v1::BackupRecord::KIND_INCREMENTAL;
     case BackupKind::kSyntheticFull:
       return v1::BackupRecord::KIND_SYNTHETIC_FULL;
+    case BackupKind::kCustomized:
+      return v1::BackupRecord::KIND_CUSTOMIZED;
   }
   return v1::BackupRecord::KIND_UNSPECIFIED;
 }
@@ -204,6 +206,9 @@ bool FromProto(v1::BackupRecord::Kind k, BackupKind* out) {
       return true;
     case v1::BackupRecord::KIND_SYNTHETIC_FULL:
       *out = BackupKind::kSyntheticFull;
+      return true;
+    case v1::BackupRecord::KIND_CUSTOMIZED:
+      *out = BackupKind::kCustomized;
       return true;
     default:
       return false;

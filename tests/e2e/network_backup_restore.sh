@@ -6,7 +6,8 @@
 #   nothing), run the agent, back up a 256 MiB ext4 image, change a file,
 #   take an incremental, restore it to a new file and prove it byte-exact
 #   (cmp, qemu-img compare), revoke the client and check a new backup fails,
-#   and stop the agent with SIGTERM (exit 0).
+#   make a restore build plan for the backup through the server, and stop
+#   the agent with SIGTERM (exit 0).
 #
 # usage: network_backup_restore.sh CAIRN_SERVER CAIRN_AGENT CAIRNCTL
 # KEEP_WORK=1 keeps the work directory (logs) for inspection.
@@ -82,6 +83,26 @@ cmp disk.img restored.img || fail "restore is not byte-exact"
 qemu-img compare -q -f raw -F raw disk.img restored.img || fail "qemu-img compare differs"
 ctl jobs list --client "$CLIENT" | grep -c succeeded | grep -q '^3$' \
   || fail "jobs list does not show 3 succeeded jobs: $(ctl jobs list)"
+
+step "restore plan through the server (the backup onto its own client)"
+ctl profile show "$CLIENT" --out "$WORK/self.pb" > /dev/null
+set +e
+ctl restore plan --backup "$INCR" --target-file "$WORK/self.pb" \
+  --out "$WORK/plan.json" > plan.out 2>&1
+rc=$?
+set -e
+# 0: ready; 1: blockers listed (this host's own profile may lack pieces).
+[ "$rc" -le 1 ] || fail "restore plan exited $rc: $(cat plan.out)"
+grep -q "Restore build of $INCR for profile:" plan.out \
+  || fail "restore plan printed no build plan: $(cat plan.out)"
+python3 - "$WORK/plan.json" "$INCR" <<'PY' || fail "plan.json is not the plan"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["format_version"] == 1 and p["source_backup_id"] == sys.argv[2], p
+assert p["target"].startswith("profile:") and p["steps"], p
+PY
+expect_exit 2 ctl restore plan --backup "$INCR"   # no target
+expect_exit 3 ctl restore plan --backup no-such-backup --target-file "$WORK/self.pb"
 
 step "revoke the client; a new backup must fail"
 ctl clients revoke "$CLIENT" > /dev/null

@@ -1,0 +1,84 @@
+# Restore builds (DESIGN.md section 5; issue 6; docs/restore-build.md): a
+# backup customized for a target machine in a libguestfs appliance over a
+# copy-on-write overlay of its NBD export, stored as a new image that shares
+# every unchanged chunk. Included from the top-level CMakeLists.txt after
+# browse_sandbox.cmake (cairn_guestfs_appliance) and nbd.cmake.
+#
+#   cairn_restore_build        library: GuestConfigEdits, ImageCustomizer,
+#                              DerivedImage, RestoreBuilder, ImageExport
+#   cairn_restore_build_tests  unit tests (label unit): the config edits and
+#                              the plan
+#   e2e.restore_build          end-to-end: the debian-bios-ahci fixture
+#                              backed up, planned for a virtio-blk +
+#                              virtio-net target with a larger disk, built,
+#                              and booted under QEMU (label e2e)
+#   e2e.image_export           end-to-end: `cairn-media export` to raw,
+#                              qcow2, vmdk and vhdx, compared and booted
+#                              (label e2e)
+
+pkg_check_modules(LIBNBD REQUIRED IMPORTED_TARGET libnbd)
+
+add_library(cairn_restore_build
+  ${PROJECT_SOURCE_DIR}/media_agent/guest_config_edits.cc
+  ${PROJECT_SOURCE_DIR}/media_agent/image_customizer.cc
+  ${PROJECT_SOURCE_DIR}/media_agent/derived_image.cc
+  ${PROJECT_SOURCE_DIR}/media_agent/restore_builder.cc
+  ${PROJECT_SOURCE_DIR}/media_agent/image_export.cc)
+target_link_libraries(cairn_restore_build
+  PUBLIC cairn_guestfs_appliance cairn_nbd_export cairn_media_lib cairn_proto
+         cairn_common
+  PRIVATE PkgConfig::LIBNBD nlohmann_json::nlohmann_json cairn_warnings)
+
+# `cairn-media restore build` (media_agent/main.cc).
+target_link_libraries(cairn-media PRIVATE cairn_restore_build cairn_profile)
+add_dependencies(cairn-media nbdkit-cairn-plugin)
+
+if(CAIRN_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+  add_executable(cairn_restore_build_tests
+    ${PROJECT_SOURCE_DIR}/tests/unit/guest_config_edits_test.cc
+    ${PROJECT_SOURCE_DIR}/tests/unit/customization_plan_test.cc
+    ${PROJECT_SOURCE_DIR}/tests/unit/image_export_test.cc)
+  target_compile_definitions(cairn_restore_build_tests PRIVATE
+    CAIRN_PROFILE_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data/profiles")
+  target_link_libraries(cairn_restore_build_tests PRIVATE
+    cairn_restore_build cairn_profile cairn_agent_lib cairn_testing
+    GTest::gmock GTest::gtest_main cairn_warnings)
+  gtest_discover_tests(cairn_restore_build_tests
+    TEST_PREFIX "restore_build."
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS unit TIMEOUT 120)
+
+  if(DEFINED ENV{CAIRN_FIXTURE_CACHE})
+    set(_cairn_rb_fixtures "$ENV{CAIRN_FIXTURE_CACHE}")
+  else()
+    set(_cairn_rb_fixtures "/var/cache/cairn/fixtures")
+  endif()
+  add_test(NAME e2e.restore_build
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/restore_build.sh
+            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+            $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
+            $<TARGET_FILE:cairn-boot-check>
+            ${_cairn_rb_fixtures}/debian-bios-ahci.raw
+            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
+  set_tests_properties(e2e.restore_build PROPERTIES
+    LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK cairn_vm
+    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
+    FIXTURES_REQUIRED debian_images)
+
+  # `cairn-media export` (media_agent/image_export.h, docs/export.md): the
+  # fixture backed up, exported as raw, qcow2, vmdk and vhdx, compared with
+  # qemu-img, refusals, and the vmdk and vhdx booted under QEMU.
+  add_test(NAME e2e.image_export
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/image_export.sh
+            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+            $<TARGET_FILE:cairn-boot-check>
+            ${_cairn_rb_fixtures}/debian-bios-ahci.raw)
+  set_tests_properties(e2e.image_export PROPERTIES
+    LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK cairn_vm
+    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>"
+    FIXTURES_REQUIRED debian_images)
+endif()

@@ -1,0 +1,809 @@
+#include "media_agent/image_customizer.h"
+
+#include <guestfs.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/strings.h"
+#include "common/subprocess.h"
+#include "common/utf8.h"
+#include "media_agent/guest_config_edits.h"
+#include "media_agent/guestfs_appliance.h"
+#include "nlohmann/json.hpp"
+
+namespace cairn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+bool IsValidKernelVersion(std::string_view v) {
+  if (v.empty() || v.size() > 128 || v.front() == '.' || v.front() == '-') {
+    return false;
+  }
+  return std::all_of(v.begin(), v.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+           c == '-' || c == '_' || c == '+' || c == '~';
+  });
+}
+
+bool IsValidUnitName(std::string_view u) {
+  static const char* kSuffixes[] = {".service", ".socket", ".timer",
+                                    ".path",    ".target", ".mount"};
+  if (u.empty() || u.size() > 255 || u.front() == '-' || u.front() == '.') {
+    return false;
+  }
+  bool chars = std::all_of(u.begin(), u.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '@' ||
+           c == '.' || c == '_' || c == ':' || c == '-' || c == '\\';
+  });
+  if (!chars) return false;
+  for (const char* s : kSuffixes) {
+    std::string_view suffix(s);
+    if (u.size() > suffix.size() &&
+        u.substr(u.size() - suffix.size()) == suffix) {
+      return true;
+    }
+  }
+  return false;
+}
+
+struct PartitionListFree {
+  void operator()(guestfs_partition_list* l) const {
+    guestfs_free_partition_list(l);
+  }
+};
+
+// One build: the appliance, the report and the steps.
+class Build {
+ public:
+  Build(const ImageCustomizerOptions& o, std::string overlay)
+      : o_(o), plan_(o.plan), overlay_(std::move(overlay)) {}
+
+ private:
+  void Step(std::string_view what) {
+    if (o_.on_step) o_.on_step(what);
+  }
+
+  template <typename F>
+  auto Call(std::string what, F&& f,
+            std::chrono::seconds timeout = std::chrono::seconds(0)) {
+    return a_->Call(std::move(what), std::forward<F>(f), timeout);
+  }
+
+  // Runs one step, recording its result (the detail its function leaves in
+  // detail_) and time.
+  template <typename F>
+  Status Timed(std::string_view name, F&& f) {
+    Step(name);
+    detail_.clear();
+    auto start = Clock::now();
+    Status s = f();
+    if (!s.ok()) return s;
+    if (detail_.empty()) return absl::OkStatus();  // the step did not apply
+    v1::CustomizationStepResult* r = report_->add_steps();
+    r->set_step(std::string(name));
+    r->set_detail(detail_);
+    r->set_seconds(SecondsSince(start));
+    return absl::OkStatus();
+  }
+
+  void Detail(std::string_view line) {
+    if (!detail_.empty()) detail_ += "; ";
+    detail_ += line;
+  }
+
+  StatusOr<std::string> InspectRoot() {
+    Step("inspecting the guest");
+    char** roots =
+        Call("inspecting the guest", [&] { return guestfs_inspect_os(g_); });
+    if (roots == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal, "inspecting the guest");
+    }
+    std::vector<std::string> r = TakeGuestfsStrings(roots);
+    if (r.empty()) {
+      return absl::FailedPreconditionError(
+          "no operating system found in the image (libguestfs inspection)");
+    }
+    if (r.size() > 1) {
+      return absl::UnimplementedError(StrCat(
+          "the image holds ", r.size(),
+          " operating systems; multi-boot images are not customized yet"));
+    }
+    std::string type =
+        TakeGuestfsString(guestfs_inspect_get_type(g_, r[0].c_str()));
+    if (type != "linux") {
+      return absl::UnimplementedError(
+          StrCat("the image's operating system is '", PrintableUtf8(type),
+                 "'; restore builds customize Linux guests only"));
+    }
+    return r[0];
+  }
+
+  Status MountAll(const std::string& root) {
+    Step("mounting the guest's file systems");
+    std::vector<std::string> kv =
+        TakeGuestfsStrings(Call("reading the guest's mount points", [&] {
+          return guestfs_inspect_get_mountpoints(g_, root.c_str());
+        }));
+    std::vector<std::pair<std::string, std::string>> mps;  // mp, device
+    for (size_t i = 0; i + 1 < kv.size(); i += 2)
+      mps.emplace_back(kv[i], kv[i + 1]);
+    std::sort(mps.begin(), mps.end(), [](const auto& a, const auto& b) {
+      return a.first.size() < b.first.size();
+    });
+    for (const auto& [mp, dev] : mps) {
+      int r = Call(StrCat("mounting ", dev, " at ", mp),
+                   [&] { return guestfs_mount(g_, dev.c_str(), mp.c_str()); });
+      if (r == -1) {
+        if (mp == "/") {
+          return a_->Error(absl::StatusCode::kFailedPrecondition,
+                           StrCat("mounting the root file system ", dev));
+        }
+        // A file system the build does not need (a data volume the
+        // appliance cannot mount) is left alone; /boot is needed.
+        if (mp == "/boot" || mp == "/boot/efi") {
+          return a_->Error(absl::StatusCode::kFailedPrecondition,
+                           StrCat("mounting ", mp, " (", dev, ")"));
+        }
+        mount_notes_.push_back(
+            StrCat(mp, " (", dev, ") not mounted: ", a_->LastError()));
+        continue;
+      }
+      mounted_[mp] = dev;
+    }
+    return absl::OkStatus();
+  }
+
+  // ------------------------------------------------------------------ grow
+  // The disk, its partitions and the last one (by end), before mounting.
+  Status Grow() {
+    const uint64_t target = plan_.target_disk_bytes();
+    int64_t size = Call("reading the disk size", [&] {
+      return guestfs_blockdev_getsize64(g_, "/dev/sda");
+    });
+    if (size < 0) return a_->Error(absl::StatusCode::kInternal, "disk size");
+    if (target == 0 ||
+        static_cast<uint64_t>(size) <= plan_.source_disk_bytes()) {
+      return absl::OkStatus();
+    }
+    std::string table =
+        TakeGuestfsString(Call("reading the partition table", [&] {
+          return guestfs_part_get_parttype(g_, "/dev/sda");
+        }));
+    if (table.empty()) {
+      Detail("the disk has no partition table; nothing to grow");
+      return absl::OkStatus();
+    }
+    std::unique_ptr<guestfs_partition_list, PartitionListFree> parts(
+        Call("listing partitions",
+             [&] { return guestfs_part_list(g_, "/dev/sda"); }));
+    if (parts == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal, "listing partitions");
+    }
+    const guestfs_partition* last = nullptr;
+    for (uint32_t i = 0; i < parts->len; ++i) {
+      if (last == nullptr || parts->val[i].part_end > last->part_end) {
+        last = &parts->val[i];
+      }
+    }
+    if (last == nullptr) {
+      Detail("the disk has no partitions; nothing to grow");
+      return absl::OkStatus();
+    }
+    const int num = last->part_num;
+    if (table == "msdos" && num > 4) {
+      return absl::UnimplementedError(
+          StrCat("growing a logical partition (", num,
+                 ") inside an MBR extended partition is not supported yet"));
+    }
+    std::string dev = StrCat("/dev/sda", num);
+    std::string fs = TakeGuestfsString(Call("reading a file system type", [&] {
+      return guestfs_vfs_type(g_, dev.c_str());
+    }));
+    int sector = Call("reading the sector size",
+                      [&] { return guestfs_blockdev_getss(g_, "/dev/sda"); });
+    if (sector <= 0)
+      return a_->Error(absl::StatusCode::kInternal, "sector size");
+    const int64_t sectors = size / sector;
+    int64_t end;
+    if (table == "gpt") {
+      if (Call("moving the GPT backup header to the disk's end",
+               [&] { return guestfs_part_expand_gpt(g_, "/dev/sda"); }) == -1) {
+        return a_->Error(absl::StatusCode::kInternal,
+                         "moving the GPT backup header");
+      }
+      end = sectors - 34;  // the backup header and its 32 sectors of entries
+    } else {
+      end = sectors - 1;
+    }
+    const int64_t old_end = static_cast<int64_t>(last->part_end) / sector;
+    if (end <= old_end) {
+      Detail("the last partition already ends at the disk's end");
+      return absl::OkStatus();
+    }
+    if (fs == "swap") {
+      Detail(StrCat("partition ", num, " is swap: not grown"));
+      return absl::OkStatus();
+    }
+    if (Call(StrCat("growing partition ", num), [&] {
+          return guestfs_part_resize(g_, "/dev/sda", num, end);
+        }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("growing partition ", num));
+    }
+    const uint64_t grown = static_cast<uint64_t>(end - old_end) * sector;
+    Detail(StrCat("partition ", num, " (", fs, ") grown by ", grown,
+                  " bytes to the end of the ", size, "-byte disk"));
+    if (fs == "ext2" || fs == "ext3" || fs == "ext4") {
+      if (Call(
+              StrCat("checking ", dev),
+              [&] { return guestfs_e2fsck_f(g_, dev.c_str()); },
+              o_.tool_timeout) == -1) {
+        return a_->Error(absl::StatusCode::kDataLoss,
+                         StrCat("e2fsck -f of ", dev, " before growing it"));
+      }
+      if (Call(
+              StrCat("growing the file system on ", dev),
+              [&] { return guestfs_resize2fs(g_, dev.c_str()); },
+              o_.tool_timeout) == -1) {
+        return a_->Error(absl::StatusCode::kInternal,
+                         StrCat("resize2fs ", dev));
+      }
+      Detail(StrCat(fs, " on ", dev, " grown (resize2fs)"));
+    } else if (fs == "xfs" || fs == "btrfs") {
+      grow_mounted_ = dev;
+      grow_mounted_fs_ = fs;
+    } else {
+      Detail(StrCat("the file system on ", dev, " (",
+                    fs.empty() ? "unknown" : fs, ") is not grown"));
+    }
+    return absl::OkStatus();
+  }
+
+  Status GrowMounted() {
+    if (grow_mounted_.empty()) return absl::OkStatus();
+    std::string mp;
+    for (const auto& [m, d] : mounted_) {
+      if (d == grow_mounted_) mp = m;
+    }
+    if (mp.empty()) {
+      Detail(StrCat(grow_mounted_, " (", grow_mounted_fs_,
+                    ") is not mounted by the guest: not grown"));
+      return absl::OkStatus();
+    }
+    int r;
+    if (grow_mounted_fs_ == "xfs") {
+      r = Call(
+          "xfs_growfs", [&] { return guestfs_xfs_growfs(g_, mp.c_str(), -1); },
+          o_.tool_timeout);
+    } else {
+      r = Call(
+          "btrfs resize",
+          [&] { return guestfs_btrfs_filesystem_resize(g_, mp.c_str(), -1); },
+          o_.tool_timeout);
+    }
+    if (r == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("growing ", grow_mounted_fs_, " at ", mp));
+    }
+    Detail(StrCat(grow_mounted_fs_, " at ", mp, " grown"));
+    return absl::OkStatus();
+  }
+
+  // ------------------------------------------------------------- files
+  StatusOr<std::optional<std::string>> ReadGuestFile(const std::string& path) {
+    int is_file = Call(StrCat("looking at ", path), [&] {
+      return guestfs_is_file_opts(g_, path.c_str(), -1);
+    });
+    if (is_file <= 0) return std::optional<std::string>();
+    size_t size = 0;
+    char* data = Call(StrCat("reading ", path), [&] {
+      return guestfs_read_file(g_, path.c_str(), &size);
+    });
+    if (data == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal, StrCat("reading ", path));
+    }
+    std::string out(data, size);
+    free(data);
+    return std::optional<std::string>(std::move(out));
+  }
+
+  Status WriteGuestFile(const std::string& path, std::string_view content) {
+    if (Call(StrCat("writing ", path), [&] {
+          return guestfs_write(g_, path.c_str(), content.data(),
+                               content.size());
+        }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal, StrCat("writing ", path));
+    }
+    report_->add_changed_files(path);
+    return absl::OkStatus();
+  }
+
+  // Applies `edit` to `path` if it exists; writes only a changed file.
+  template <typename F>
+  Status EditFile(const std::string& path, F&& edit) {
+    CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> text,
+                           ReadGuestFile(path));
+    if (!text.has_value()) return absl::OkStatus();
+    ConfigEdit e = edit(*text);
+    if (!e.changed()) return absl::OkStatus();
+    if (e.text != *text) CAIRN_RETURN_IF_ERROR(WriteGuestFile(path, e.text));
+    std::string lines;
+    for (const std::string& c : e.changes)
+      lines += StrCat(lines.empty() ? "" : ", ", c);
+    Detail(StrCat(path, ": ", lines));
+    return absl::OkStatus();
+  }
+
+  std::vector<std::string> ListDir(const std::string& dir) {
+    if (Call("looking at a directory",
+             [&] { return guestfs_is_dir_opts(g_, dir.c_str(), -1); }) <= 0) {
+      return {};
+    }
+    std::vector<std::string> names = TakeGuestfsStrings(Call(
+        StrCat("listing ", dir), [&] { return guestfs_ls(g_, dir.c_str()); }));
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  // ----------------------------------------------------- device references
+  std::optional<std::string> StableRef(std::string_view spec) {
+    std::string device(spec);
+    if (spec.substr(0, 10) == "/dev/disk/") {
+      // by-path and by-id links of the source do not exist in the
+      // appliance; the source profile does not say which partition they
+      // named either. Only kernel names are mapped.
+      return std::nullopt;
+    }
+    std::optional<uint32_t> part = PartitionOfDeviceName(spec);
+    if (!part.has_value()) return std::nullopt;
+    // The boot disk is the only disk a restore build writes, so every name
+    // is taken to be a partition of it, by number.
+    std::string dev = *part == 0 ? "/dev/sda" : StrCat("/dev/sda", *part);
+    std::string uuid =
+        TakeGuestfsString(Call(StrCat("reading the UUID of ", dev), [&] {
+          return guestfs_vfs_uuid(g_, dev.c_str());
+        }));
+    if (uuid.empty()) return std::nullopt;
+    return StrCat("UUID=", uuid);
+  }
+
+  Status StableReferences() {
+    StableReferenceFn stable = [this](std::string_view s) {
+      return StableRef(s);
+    };
+    CAIRN_RETURN_IF_ERROR(EditFile("/etc/fstab", [&](const std::string& t) {
+      return RewriteFstab(t, stable);
+    }));
+    CAIRN_RETURN_IF_ERROR(EditFile("/etc/crypttab", [&](const std::string& t) {
+      return RewriteCrypttab(t, stable);
+    }));
+    CAIRN_RETURN_IF_ERROR(
+        EditFile("/etc/default/grub", [&](const std::string& t) {
+          ConfigEdit e = RewriteGrubDefaults(t, stable);
+          if (e.changed()) grub_defaults_changed_ = true;
+          return e;
+        }));
+    return absl::OkStatus();
+  }
+
+  // --------------------------------------------------------------- network
+  Status Network() {
+    std::vector<v1::NicRename> renames(plan_.nic_renames().begin(),
+                                       plan_.nic_renames().end());
+    std::vector<std::string> files = {"/etc/network/interfaces"};
+    auto add_dir = [&](const std::string& dir, std::string_view suffix) {
+      for (const std::string& n : ListDir(dir)) {
+        if (suffix.empty() || (n.size() > suffix.size() &&
+                               n.substr(n.size() - suffix.size()) == suffix)) {
+          files.push_back(StrCat(dir, "/", n));
+        }
+      }
+    };
+    add_dir("/etc/network/interfaces.d", "");
+    add_dir("/etc/netplan", ".yaml");
+    add_dir("/etc/NetworkManager/system-connections", "");
+    add_dir("/etc/systemd/network", ".network");
+    add_dir("/etc/systemd/network", ".link");
+    add_dir("/etc/systemd/network", ".netdev");
+    files.push_back("/etc/udev/rules.d/70-persistent-net.rules");
+    for (const std::string& f : files) {
+      CAIRN_RETURN_IF_ERROR(EditFile(
+          f, [&](const std::string& t) { return RenameNics(t, renames); }));
+    }
+    if (detail_.empty()) {
+      Detail("no configuration names the source NICs");
+    }
+    return absl::OkStatus();
+  }
+
+  // ------------------------------------------------------------- initramfs
+  Status CheckKernel() {
+    const std::string& k = plan_.kernel_version();
+    if (k.empty()) return absl::OkStatus();
+    std::string dir = StrCat("/lib/modules/", k);
+    if (Call("looking for the kernel's modules",
+             [&] { return guestfs_is_dir_opts(g_, dir.c_str(), -1); }) <= 0) {
+      return absl::FailedPreconditionError(
+          StrCat("the image has no kernel ", k, " (", dir, " is missing)"));
+    }
+    return absl::OkStatus();
+  }
+
+  bool Exists(const std::string& path) {
+    return Call(StrCat("looking for ", path),
+                [&] { return guestfs_exists(g_, path.c_str()); }) > 0;
+  }
+
+  // Runs argv in the guest (chroot, with /dev, /proc and /sys), returning
+  // its output; Internal with the tool's output when it fails.
+  StatusOr<std::string> GuestCommand(const std::vector<std::string>& argv,
+                                     std::string_view what) {
+    std::vector<char*> cargv = GuestfsStringArray(argv);
+    char* out = Call(
+        std::string(what), [&] { return guestfs_command(g_, cargv.data()); },
+        o_.tool_timeout);
+    if (out == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat(what, " (", argv[0], " in the guest)"));
+    }
+    return TakeGuestfsString(out);
+  }
+
+  Status Initramfs() {
+    const std::string& k = plan_.kernel_version();
+    if (k.empty()) {
+      return absl::InvalidArgumentError(
+          "the plan adds initramfs modules but names no kernel version");
+    }
+    const std::string why =
+        StrCat("Added by Cairn's restore build for ", plan_.target(),
+               ": drivers the target needs at boot");
+    std::vector<std::string> modules(plan_.initramfs_modules().begin(),
+                                     plan_.initramfs_modules().end());
+    std::string list;
+    for (const auto& m : modules) list += StrCat(list.empty() ? "" : " ", m);
+    if (Exists("/usr/sbin/update-initramfs") ||
+        Exists("/sbin/update-initramfs")) {
+      CAIRN_ASSIGN_OR_RETURN(
+          std::optional<std::string> conf,
+          ReadGuestFile("/etc/initramfs-tools/initramfs.conf"));
+      std::string policy = InitramfsToolsModulesPolicy(conf.value_or(""));
+      if (policy == "dep") {
+        // MODULES=dep picks modules from the machine mkinitramfs runs on:
+        // here, the appliance. "most" is what the guest would get without
+        // a hint; the target then finds its drivers whatever it is.
+        CAIRN_RETURN_IF_ERROR(WriteGuestFile(
+            "/etc/initramfs-tools/conf.d/90-cairn-restore",
+            StrCat("# ", why,
+                   "\n# MODULES=dep would pick the build appliance's "
+                   "drivers.\nMODULES=most\n")));
+        Detail("MODULES=dep overridden with most (conf.d/90-cairn-restore)");
+      }
+      if (!modules.empty()) {
+        CAIRN_RETURN_IF_ERROR(
+            EditFile("/etc/initramfs-tools/modules", [&](const std::string& t) {
+              return AddInitramfsToolsModules(t, modules, why);
+            }));
+        CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> have,
+                               ReadGuestFile("/etc/initramfs-tools/modules"));
+        if (!have.has_value()) {
+          ConfigEdit e = AddInitramfsToolsModules("", modules, why);
+          CAIRN_RETURN_IF_ERROR(
+              WriteGuestFile("/etc/initramfs-tools/modules", e.text));
+          Detail(StrCat("/etc/initramfs-tools/modules: created with ", list));
+        }
+      }
+      std::string initrd = StrCat("/boot/initrd.img-", k);
+      CAIRN_ASSIGN_OR_RETURN(
+          std::string out,
+          GuestCommand(
+              {"update-initramfs", Exists(initrd) ? "-u" : "-c", "-k", k},
+              StrCat("rebuilding the initramfs of ", k)));
+      report_->add_changed_files(initrd);
+      Detail(StrCat("update-initramfs ", Exists(initrd) ? "-u" : "-c", " -k ",
+                    k, modules.empty() ? "" : StrCat(" with ", list)));
+      return CheckInitramfs(initrd, modules);
+    }
+    if (Exists("/usr/bin/dracut") || Exists("/usr/sbin/dracut") ||
+        Exists("/sbin/dracut")) {
+      if (!modules.empty()) {
+        CAIRN_RETURN_IF_ERROR(
+            WriteGuestFile("/etc/dracut.conf.d/90-cairn-restore.conf",
+                           DracutDropIn(modules, why)));
+      }
+      CAIRN_RETURN_IF_ERROR(
+          GuestCommand({"dracut", "-f", "--kver", k},
+                       StrCat("rebuilding the initramfs of ", k))
+              .status());
+      Detail(StrCat("dracut -f --kver ", k,
+                    modules.empty() ? "" : StrCat(" with ", list)));
+      return absl::OkStatus();
+    }
+    if (Exists("/sbin/mkinitrd") || Exists("/usr/sbin/mkinitrd")) {
+      return absl::UnimplementedError(
+          "the guest builds its initramfs with mkinitrd; restore builds "
+          "support initramfs-tools and dracut so far");
+    }
+    return absl::FailedPreconditionError(
+        "the guest has no initramfs tool Cairn knows (update-initramfs, "
+        "dracut, mkinitrd)");
+  }
+
+  // lsinitramfs of the rebuilt image must list every added module.
+  Status CheckInitramfs(const std::string& initrd,
+                        const std::vector<std::string>& modules) {
+    if (modules.empty() || !Exists("/usr/bin/lsinitramfs")) {
+      return absl::OkStatus();
+    }
+    CAIRN_ASSIGN_OR_RETURN(
+        std::string listing,
+        GuestCommand({"lsinitramfs", initrd}, "listing the new initramfs"));
+    std::vector<std::string> missing;
+    for (const std::string& m : modules) {
+      std::string a = m, b = m;
+      std::replace(a.begin(), a.end(), '-', '_');
+      std::replace(b.begin(), b.end(), '_', '-');
+      bool found = false;
+      for (std::string_view line : SplitLines(listing)) {
+        size_t slash = line.rfind('/');
+        std::string_view base =
+            line.substr(slash == std::string_view::npos ? 0 : slash + 1);
+        for (const std::string& n : {a, b}) {
+          if (base.substr(0, n.size() + 3) == StrCat(n, ".ko")) found = true;
+        }
+      }
+      if (!found) missing.push_back(m);
+    }
+    if (!missing.empty()) {
+      std::string list;
+      for (const auto& m : missing) list += StrCat(list.empty() ? "" : ", ", m);
+      return absl::InternalError(
+          StrCat("the rebuilt initramfs ", initrd, " lacks ", list,
+                 " (built in, or the guest's initramfs tool left them out)"));
+    }
+    Detail(StrCat("checked: ", initrd, " holds every added module"));
+    return absl::OkStatus();
+  }
+
+  // ----------------------------------------------------------- boot loader
+  Status BootConfig() {
+    std::vector<std::string> argv;
+    if (Exists("/usr/sbin/update-grub") || Exists("/sbin/update-grub")) {
+      argv = {"update-grub"};
+    } else if (Exists("/usr/sbin/grub2-mkconfig")) {
+      argv = {"grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"};
+    } else if (Exists("/usr/sbin/grub-mkconfig")) {
+      argv = {"grub-mkconfig", "-o", "/boot/grub/grub.cfg"};
+    } else {
+      return absl::UnimplementedError(
+          "the plan regenerates the boot loader configuration, but the guest "
+          "has no grub-mkconfig (other boot loaders are not supported yet)");
+    }
+    CAIRN_RETURN_IF_ERROR(
+        GuestCommand(argv, "regenerating the boot loader configuration")
+            .status());
+    std::string cfg = argv.size() > 2 ? argv[2] : "/boot/grub/grub.cfg";
+    report_->add_changed_files(cfg);
+    CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadGuestFile(cfg));
+    if (text.has_value()) {
+      for (std::string_view line : SplitLines(*text)) {
+        size_t root = line.find(" root=/dev/");
+        if (root != std::string_view::npos) {
+          return absl::InternalError(
+              StrCat(cfg, " still boots by device name after regeneration: '",
+                     PrintableUtf8(TrimSpace(line)), "'"));
+        }
+      }
+    }
+    Detail(StrCat(argv[0], " regenerated ", cfg));
+    return absl::OkStatus();
+  }
+
+  Status DisableUnits() {
+    for (const std::string& u : plan_.disable_units()) {
+      CAIRN_RETURN_IF_ERROR(
+          GuestCommand({"systemctl", "disable", u}, StrCat("disabling ", u))
+              .status());
+      Detail(StrCat("disabled ", u));
+    }
+    return absl::OkStatus();
+  }
+
+ public:
+  Status Run(v1::CustomizationReport* report) {
+    report_ = report;
+    Step("launching the appliance");
+    auto launch_start = Clock::now();
+    GuestfsApplianceOptions ao;
+    ao.drives.push_back(
+        GuestfsDrive{.path = overlay_, .format = "qcow2", .readonly = false});
+    ao.identifier = "cairn-restore-build";
+    ao.launch_timeout = o_.launch_timeout;
+    ao.call_timeout = o_.call_timeout;
+    ao.memsize_mib = 1024;  // mkinitramfs and zstd want more than 768
+    ao.autosync = true;
+    CAIRN_ASSIGN_OR_RETURN(a_, GuestfsAppliance::Launch(ao));
+    g_ = a_->g();
+    report_->set_launch_seconds(SecondsSince(launch_start));
+
+    auto edit_start = Clock::now();
+    CAIRN_ASSIGN_OR_RETURN(std::string root, InspectRoot());
+    CAIRN_RETURN_IF_ERROR(Timed("grow", [&] { return Grow(); }));
+    CAIRN_RETURN_IF_ERROR(MountAll(root));
+    CAIRN_RETURN_IF_ERROR(Timed("grow-mounted", [&] { return GrowMounted(); }));
+    CAIRN_RETURN_IF_ERROR(CheckKernel());
+    if (plan_.stable_device_references()) {
+      CAIRN_RETURN_IF_ERROR(
+          Timed("device-references", [&] { return StableReferences(); }));
+    }
+    if (!plan_.nic_renames().empty()) {
+      CAIRN_RETURN_IF_ERROR(Timed("network", [&] { return Network(); }));
+    }
+    double edits = SecondsSince(edit_start);
+    auto initramfs_start = Clock::now();
+    if (plan_.rebuild_initramfs() || !plan_.initramfs_modules().empty()) {
+      CAIRN_RETURN_IF_ERROR(Timed("initramfs", [&] { return Initramfs(); }));
+    }
+    report_->set_initramfs_seconds(SecondsSince(initramfs_start));
+    auto more_edits = Clock::now();
+    if (plan_.regenerate_boot_config() || grub_defaults_changed_) {
+      CAIRN_RETURN_IF_ERROR(Timed("boot-loader", [&] { return BootConfig(); }));
+    }
+    if (!plan_.disable_units().empty()) {
+      CAIRN_RETURN_IF_ERROR(Timed("units", [&] { return DisableUnits(); }));
+    }
+    report_->set_edit_seconds(edits + SecondsSince(more_edits));
+
+    Step("syncing and shutting the appliance down");
+    auto shutdown_start = Clock::now();
+    if (Call("unmounting", [&] { return guestfs_umount_all(g_); }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal, "unmounting");
+    }
+    CAIRN_RETURN_IF_ERROR(a_->Shutdown());
+    report_->set_shutdown_seconds(SecondsSince(shutdown_start));
+    return absl::OkStatus();
+  }
+
+ private:
+  const ImageCustomizerOptions& o_;
+  const v1::CustomizationPlan& plan_;
+  const std::string overlay_;
+  std::unique_ptr<GuestfsAppliance> a_;
+  guestfs_h* g_ = nullptr;
+  v1::CustomizationReport* report_ = nullptr;
+  std::string detail_;
+  std::map<std::string, std::string> mounted_;  // mount point -> device
+  std::vector<std::string> mount_notes_;
+  std::string grow_mounted_, grow_mounted_fs_;
+  bool grub_defaults_changed_ = false;
+};
+
+}  // namespace
+
+Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {
+  if (plan.format_version() != 1) {
+    return absl::InvalidArgumentError(
+        StrCat("customization plan format version ", plan.format_version(),
+               " is not supported (this builder reads version 1)"));
+  }
+  if (!plan.blockers().empty()) {
+    std::string list;
+    for (const auto& b : plan.blockers()) list += StrCat("\n  - ", b);
+    return absl::FailedPreconditionError(
+        StrCat("the restore plan has unresolved blockers:", list));
+  }
+  if (!plan.kernel_version().empty() &&
+      !IsValidKernelVersion(plan.kernel_version())) {
+    return absl::InvalidArgumentError(StrCat(
+        "invalid kernel version '", PrintableUtf8(plan.kernel_version()), "'"));
+  }
+  for (const auto& m : plan.initramfs_modules()) {
+    if (!IsValidModuleName(m)) {
+      return absl::InvalidArgumentError(
+          StrCat("invalid module name '", PrintableUtf8(m), "'"));
+    }
+  }
+  for (const auto& u : plan.disable_units()) {
+    if (!IsValidUnitName(u)) {
+      return absl::InvalidArgumentError(
+          StrCat("invalid systemd unit name '", PrintableUtf8(u), "'"));
+    }
+  }
+  for (const auto& r : plan.nic_renames()) {
+    for (const std::string* n : {&r.source_name(), &r.target_name()}) {
+      if (!n->empty() && !IsValidModuleName(*n)) {  // same character set
+        return absl::InvalidArgumentError(
+            StrCat("invalid NIC name '", PrintableUtf8(*n), "'"));
+      }
+    }
+  }
+  auto mode = [](v1::FirmwareMode m) {
+    return m == v1::FIRMWARE_MODE_UNSPECIFIED ? v1::FIRMWARE_MODE_BIOS : m;
+  };
+  if (plan.target_firmware() != v1::FIRMWARE_MODE_UNSPECIFIED &&
+      mode(plan.source_firmware()) != mode(plan.target_firmware())) {
+    return absl::UnimplementedError(
+        "converting the boot mode (BIOS <-> UEFI) is not supported yet");
+  }
+  if (plan.target_disk_bytes() != 0 &&
+      plan.target_disk_bytes() < plan.source_disk_bytes()) {
+    return absl::UnimplementedError(
+        StrCat("the target disk (", plan.target_disk_bytes(),
+               " bytes) is smaller than the source (", plan.source_disk_bytes(),
+               " bytes); shrinking is not supported yet"));
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<CustomizedOverlay> CustomizeImage(
+    const ImageCustomizerOptions& options) {
+  CAIRN_RETURN_IF_ERROR(ValidateCustomizationPlan(options.plan));
+  if (options.base_nbd_socket.empty() == options.base_path.empty()) {
+    return absl::InvalidArgumentError(
+        "restore build: give exactly one of a base NBD socket and a base "
+        "image");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(options.work_dir, ec)) {
+    return absl::InvalidArgumentError(StrCat(
+        "restore build: work directory ", options.work_dir, " does not exist"));
+  }
+  std::string backing =
+      options.base_nbd_socket.empty()
+          ? std::filesystem::absolute(options.base_path).string()
+          : StrCat("nbd+unix:///?socket=", options.base_nbd_socket);
+  std::string format =
+      options.base_nbd_socket.empty() ? options.base_format : "raw";
+  std::string overlay = StrCat(options.work_dir, "/customized.qcow2");
+  std::vector<std::string> argv = {options.qemu_img, "create", "-q",   "-f",
+                                   "qcow2",          "-F",     format, "-b",
+                                   backing,          overlay};
+  if (options.plan.target_disk_bytes() > 0) {
+    argv.push_back(std::to_string(options.plan.target_disk_bytes()));
+  }
+  CAIRN_ASSIGN_OR_RETURN(CommandResult created,
+                         RunCommand(argv, absl::Seconds(120)));
+  if (created.exit_code != 0) {
+    return absl::InternalError(
+        StrCat("qemu-img create of the overlay failed: ",
+               PrintableUtf8(TrimSpace(created.output))));
+  }
+  CustomizedOverlay result;
+  result.overlay_path = overlay;
+  Status s;
+  {
+    Build build(options, overlay);
+    s = build.Run(&result.report);
+  }
+  if (!s.ok()) {
+    std::filesystem::remove(overlay, ec);
+    return s;
+  }
+  CAIRN_ASSIGN_OR_RETURN(
+      CommandResult info,
+      RunCommand({options.qemu_img, "info", "--output=json", "-U", overlay},
+                 absl::Seconds(60)));
+  nlohmann::json j = nlohmann::json::parse(info.output, nullptr, false);
+  if (info.exit_code != 0 || !j.is_object() || !j.contains("virtual-size") ||
+      !j["virtual-size"].is_number_unsigned()) {
+    std::filesystem::remove(overlay, ec);
+    return absl::InternalError(StrCat("qemu-img info of the overlay failed: ",
+                                      PrintableUtf8(TrimSpace(info.output))));
+  }
+  result.virtual_size = j["virtual-size"].get<uint64_t>();
+  return result;
+}
+
+}  // namespace cairn

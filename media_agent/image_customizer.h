@@ -1,0 +1,93 @@
+// ImageCustomizer: carries out a CustomizationPlan (restore_build.proto) on
+// a copy-on-write overlay over a backup, so the copy boots on the target
+// machine (DESIGN.md section 5; docs/restore-build.md).
+//
+// The backup itself is never written: the overlay is a qcow2 file in
+// `work_dir` whose backing file is the backup's NBD export (or an image
+// file), with the target disk's virtual size. A libguestfs appliance
+// (media_agent/guestfs_appliance.h) attaches the overlay read-write and,
+// in this order:
+//   1. grow: when the target disk is larger, moves a GPT's backup header to
+//      the new end, grows the last partition to fill the disk and its file
+//      system with it (ext2/3/4 before mounting, xfs and btrfs mounted);
+//   2. mounts the guest's file systems as inspection finds them (fstab);
+//   3. fstab, crypttab, /etc/default/grub: references by device name
+//      (/dev/sda1, by-path, by-id) become UUID= (guest_config_edits.h);
+//   4. network: configurations naming a source NIC (ifupdown, netplan,
+//      NetworkManager, systemd-networkd, udev persistent-net rules) name the
+//      target NIC instead;
+//   5. initramfs: the plan's modules are added to the guest's initramfs
+//      configuration (initramfs-tools' modules file, or a dracut drop-in),
+//      and the initramfs of the plan's kernel is rebuilt by the guest's own
+//      tool (update-initramfs -u -k KVER, or dracut -f --kver KVER): the
+//      source kernel keeps booting, with the target's drivers;
+//   6. boot loader: its configuration is regenerated (update-grub, or
+//      grub2-mkconfig) when the plan says so;
+//   7. units: guest tools the plan drops are disabled (systemctl disable);
+//   8. unmounts, syncs and shuts the appliance down.
+// Each step's result is in the CustomizationReport, with its time.
+//
+// Refused before anything is written (InvalidArgument unless noted): an
+// unknown plan format version; a plan with blockers (FailedPrecondition,
+// listing them); a module or unit name that is not one; a kernel version
+// the guest does not have (FailedPrecondition); a firmware change BIOS <->
+// UEFI (Unimplemented: not built yet); a smaller target disk
+// (Unimplemented). During the build: FailedPrecondition when the guest has
+// no operating system libguestfs recognises, or no initramfs tool Cairn
+// knows (mkinitrd-only systems: Unimplemented); Internal with the guest
+// tool's output when a command in the guest fails; Unavailable when the
+// appliance dies or hangs (watchdog). On any error the overlay is deleted.
+//
+// Thread safety: no shared state; builds may run concurrently (each has its
+// own appliance), but under TCG one at a time is the sensible limit.
+#ifndef CAIRN_MEDIA_AGENT_IMAGE_CUSTOMIZER_H_
+#define CAIRN_MEDIA_AGENT_IMAGE_CUSTOMIZER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "cairn/v1/restore_build.pb.h"
+#include "common/status.h"
+
+namespace cairn {
+
+struct ImageCustomizerOptions {
+  // The base image: exactly one of an NBD export's Unix socket (raw) and an
+  // image file (`base_format`: "raw", "qcow2", ...).
+  std::string base_nbd_socket;
+  std::string base_path;
+  std::string base_format = "raw";
+  // Where the overlay is created (must exist). The overlay stays valid only
+  // while the base does (it reads every unchanged block from it).
+  std::string work_dir;
+  v1::CustomizationPlan plan;
+  std::chrono::seconds launch_timeout{600};
+  // Limit of one appliance call; the initramfs rebuild and the boot loader
+  // regeneration get `tool_timeout`.
+  std::chrono::seconds call_timeout{300};
+  std::chrono::seconds tool_timeout{1200};
+  // Called as each step starts ("launching the appliance", "initramfs",
+  // ...), from the calling thread.
+  std::function<void(std::string_view step)> on_step;
+  std::string qemu_img = "qemu-img";
+};
+
+struct CustomizedOverlay {
+  std::string overlay_path;  // qcow2 in work_dir, backed by the base
+  uint64_t virtual_size = 0;
+  v1::CustomizationReport report;
+};
+
+// Checks a plan without touching an image (the refusals listed above that
+// need no guest). OK when a build may start.
+Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan);
+
+StatusOr<CustomizedOverlay> CustomizeImage(
+    const ImageCustomizerOptions& options);
+
+}  // namespace cairn
+
+#endif  // CAIRN_MEDIA_AGENT_IMAGE_CUSTOMIZER_H_

@@ -1,0 +1,137 @@
+#include "media_agent/restore_builder.h"
+
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <vector>
+
+#include "common/strings.h"
+#include "media_agent/image_customizer.h"
+#include "media_agent/key_handover.h"
+#include "media_agent/nbd_export.h"
+
+namespace cairn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A private directory (mode 0700), removed with everything in it.
+class WorkDir {
+ public:
+  static StatusOr<std::unique_ptr<WorkDir>> Create(const std::string& parent) {
+    std::string base = parent;
+    if (base.empty()) {
+      const char* t = ::getenv("TMPDIR");
+      base = (t != nullptr && *t != '\0') ? t : "/tmp";
+    }
+    std::string tmpl = StrCat(base, "/cairn-restore-build-XXXXXX");
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr) {
+      return ErrnoToStatus(errno, "mkdtemp", tmpl);
+    }
+    return std::unique_ptr<WorkDir>(new WorkDir(buf.data()));
+  }
+  ~WorkDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit WorkDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+}  // namespace
+
+StatusOr<RestoreBuildResult> BuildCustomizedImage(
+    Repository& repo, const RestoreBuildOptions& options) {
+  CAIRN_RETURN_IF_ERROR(ValidateBackupId(options.backup_id));
+  CAIRN_RETURN_IF_ERROR(ValidateBackupId(options.new_id));
+  if (!options.plan.source_backup_id().empty() &&
+      options.plan.source_backup_id() != options.backup_id) {
+    return absl::InvalidArgumentError(StrCat(
+        "the plan was made for backup '", options.plan.source_backup_id(),
+        "', not '", options.backup_id, "'"));
+  }
+  CAIRN_RETURN_IF_ERROR(ValidateCustomizationPlan(options.plan));
+  CAIRN_ASSIGN_OR_RETURN(bool taken, repo.manifests().Exists(options.new_id));
+  if (taken) {
+    return absl::AlreadyExistsError(
+        StrCat("an image with id '", options.new_id, "' already exists"));
+  }
+  CAIRN_ASSIGN_OR_RETURN(Manifest base,
+                         repo.LoadManifest(options.backup_id, options.key));
+  auto progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
+    if (options.progress) options.progress(phase, done, total);
+  };
+
+  RestoreBuildResult result;
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<WorkDir> work,
+                         WorkDir::Create(options.work_parent));
+
+  progress("export", 0, 0);
+  auto export_start = Clock::now();
+  NbdExportOptions eo;
+  eo.store = repo.root();
+  eo.backup_id = options.backup_id;
+  if (base.encrypted() && options.key != nullptr) {
+    eo.key_secret = options.key->secret();
+  }
+  eo.runtime_dir = work->path();
+  eo.lock_store = false;  // the caller's Repository holds the lock
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<NbdExport> exported,
+                         NbdExport::Start(eo));
+  WipeSecret(&eo.key_secret);
+  result.export_seconds = SecondsSince(export_start);
+
+  auto customize_start = Clock::now();
+  ImageCustomizerOptions co;
+  co.base_nbd_socket = exported->socket_path();
+  co.work_dir = work->path();
+  co.plan = options.plan;
+  co.on_step = [&](std::string_view step) {
+    progress(StrCat("customize: ", step), 0, 0);
+  };
+  CAIRN_ASSIGN_OR_RETURN(CustomizedOverlay overlay, CustomizeImage(co));
+  result.customize_seconds = SecondsSince(customize_start);
+  result.report = std::move(overlay.report);
+
+  progress("commit", 0, 0);
+  auto commit_start = Clock::now();
+  DerivedImageOptions d;
+  d.overlay_path = overlay.overlay_path;
+  d.base = &base;
+  d.new_id = options.new_id;
+  d.source = base.source;
+  d.created_unix_us =
+      options.created_unix_us != 0
+          ? options.created_unix_us
+          : std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  d.profile_ref = options.plan.target_profile_sha256();
+  d.key = options.key;
+  d.progress = [&](uint64_t done, uint64_t total) {
+    progress("commit", done, total);
+  };
+  std::unique_ptr<BackupSession> session = repo.BeginBackup();
+  CAIRN_ASSIGN_OR_RETURN(result.stats,
+                         WriteDerivedImage(d, session.get(), &result.manifest));
+  session.reset();
+  result.commit_seconds = SecondsSince(commit_start);
+  if (Status s = exported->Stop(); !s.ok()) {
+    // The image is committed; an export that died afterwards changes
+    // nothing, but say so in the log of the caller.
+    progress(StrCat("export stopped with: ", ToStd(s.message())), 0, 0);
+  }
+  return result;
+}
+
+}  // namespace cairn

@@ -1,0 +1,241 @@
+#include "server/customization_plan.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/coding.h"
+#include "common/crypto.h"
+#include "common/strings.h"
+#include "server/profile_diff.h"
+
+namespace cairn {
+namespace {
+
+bool Unstable(v1::DeviceRefKind k) {
+  return k == v1::DEVICE_REF_KIND_DEVICE_NAME ||
+         k == v1::DEVICE_REF_KIND_BY_PATH || k == v1::DEVICE_REF_KIND_BY_ID;
+}
+
+// A boot loader reference ("FILE: TEXT") that names a disk by kernel name,
+// by-path or by-id.
+bool UnstableBootReference(std::string_view ref) {
+  for (std::string_view p :
+       {"/dev/sd", "/dev/vd", "/dev/hd", "/dev/xvd", "/dev/nvme", "/dev/mmcblk",
+        "/dev/disk/by-path/", "/dev/disk/by-id/"}) {
+    if (ref.find(p) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+std::string ModeName(v1::FirmwareMode m) {
+  switch (m) {
+    case v1::FIRMWARE_MODE_BIOS:
+      return "BIOS";
+    case v1::FIRMWARE_MODE_UEFI:
+      return "UEFI";
+    default:
+      return "unknown firmware";
+  }
+}
+
+}  // namespace
+
+StatusOr<v1::CustomizationPlan> PlanCustomization(
+    const v1::HardwareProfile& source, const v1::HardwareProfile& target,
+    const v1::ProfileDiffPlan& diff, const CustomizationPlanOptions& options) {
+  v1::CustomizationPlan plan;
+  plan.set_format_version(1);
+  plan.set_source_backup_id(options.source_backup_id);
+  plan.set_target(options.target);
+  plan.set_source_profile_sha256(options.source_profile_sha256);
+  plan.set_target_profile_sha256(options.target_profile_sha256);
+  plan.set_kernel_version(diff.source_kernel());
+  for (const std::string& b : diff.blockers()) plan.add_blockers(b);
+
+  // 1. Disk size (done first: before anything is mounted).
+  if (!diff.disk_changes().empty()) {
+    const v1::DiskChange& d = diff.disk_changes(0);
+    plan.set_source_disk_bytes(d.source_size_bytes());
+    plan.set_target_disk_bytes(d.target_size_bytes());
+    if (d.size_change() == "grow") {
+      plan.add_steps(StrCat("grow the disk from ", d.source_size_bytes(),
+                            " to ", d.target_size_bytes(),
+                            " bytes: the last partition and its file system "
+                            "fill it"));
+    } else if (d.size_change() == "shrink-fits") {
+      plan.add_blockers(StrCat(
+          "the target disk ", d.target_disk(), " (", d.target_size_bytes(),
+          " bytes) is smaller than the source; the data fits, but shrinking "
+          "is not supported yet"));
+    }
+  }
+
+  // 2. Device references.
+  std::vector<std::string> refs;
+  for (const auto& e : source.fstab()) {
+    if (Unstable(e.ref_kind())) {
+      refs.push_back(StrCat("/etc/fstab line ", e.line(), ": ", e.spec(), " (",
+                            e.mount_point(), ")"));
+    }
+  }
+  for (const auto& e : source.crypttab()) {
+    if (Unstable(e.ref_kind())) {
+      refs.push_back(StrCat("/etc/crypttab line ", e.line(), ": ", e.device()));
+    }
+  }
+  bool boot_refs = false;
+  for (const auto& r : source.boot_loader().device_references()) {
+    if (UnstableBootReference(r)) {
+      boot_refs = true;
+      refs.push_back(r);
+    }
+  }
+  if (!refs.empty()) {
+    plan.set_stable_device_references(true);
+    std::string list;
+    for (const auto& r : refs) list += StrCat("; ", r);
+    plan.add_steps(StrCat("rewrite references by device name to UUID=", list));
+  }
+
+  // 3. NICs.
+  for (const auto& m : diff.nic_mappings()) {
+    if (m.source_name() == m.target_name() &&
+        m.source_mac() == m.target_mac()) {
+      continue;
+    }
+    v1::NicRename* r = plan.add_nic_renames();
+    r->set_source_name(m.source_name());
+    r->set_source_mac(m.source_mac());
+    r->set_target_name(m.target_name());
+    r->set_target_mac(m.target_mac());
+    plan.add_steps(StrCat(
+        "network configuration: ", m.source_name(), " (", m.source_mac(),
+        ") -> ", m.target_name(), " (", m.target_mac(),
+        ") in ifupdown, netplan, NetworkManager, systemd-networkd and udev "
+        "rules; addresses kept"));
+  }
+
+  // 4. Initramfs.
+  std::vector<std::string> add;
+  for (const auto& m : diff.modules()) {
+    if (m.placement() == v1::MODULE_PLACEMENT_ADD_TO_INITRAMFS) {
+      add.push_back(m.module());
+    }
+  }
+  for (const auto& c : diff.conflicts()) {
+    if (c.chosen() == kUseTemplateKernel) {
+      plan.add_blockers(StrCat(
+          "device ", c.device(),
+          ": booting the template's kernel needs boot templates, which this "
+          "version does not have yet"));
+    }
+  }
+  if (!add.empty()) {
+    for (const auto& m : add) plan.add_initramfs_modules(m);
+    plan.set_rebuild_initramfs(true);
+    std::string list;
+    for (const auto& m : add) list += StrCat(list.empty() ? "" : " ", m);
+    plan.add_steps(StrCat("add ", list, " to the initramfs of kernel ",
+                          diff.source_kernel(),
+                          " and rebuild it with the guest's own tool"));
+  }
+
+  // 5. Boot mode and loader.
+  const v1::BootModeChange& b = diff.boot_mode();
+  plan.set_source_firmware(b.source_mode());
+  plan.set_target_firmware(b.target_mode());
+  if (b.changes()) {
+    plan.add_blockers(
+        StrCat("converting the boot mode (", ModeName(b.source_mode()), " -> ",
+               ModeName(b.target_mode()), ") is not supported yet"));
+  }
+  if (boot_refs) {
+    plan.set_regenerate_boot_config(true);
+    plan.add_steps(
+        "regenerate the boot loader configuration (update-grub) so it boots "
+        "by UUID");
+  }
+
+  // 6. Guest tools.
+  if (options.drop_guest_tools) {
+    const std::string& hv = target.platform().hypervisor();
+    std::set<std::string> units;
+    for (const auto& h : source.hypervisor_software()) {
+      if (h.kind() != v1::HYPERVISOR_SOFTWARE_KIND_GUEST_TOOLS ||
+          h.platform() == hv) {
+        continue;
+      }
+      for (const auto& u : h.enabled_units()) {
+        if (units.insert(u).second) {
+          plan.add_disable_units(u);
+          plan.add_steps(StrCat("disable ", u, " (", h.package(),
+                                ": guest tools for ", h.platform(), ")"));
+        }
+      }
+    }
+  }
+  if (plan.steps().empty()) {
+    plan.add_steps("nothing to change: the image boots on the target as it is");
+  }
+  return plan;
+}
+
+std::string ProfileSha256Hex(const v1::HardwareProfile& profile) {
+  v1::HardwareProfile canonical = profile;
+  canonical.clear_collected_unix_us();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    canonical.SerializeToCodedStream(&coded);
+  }
+  crypto::Digest d = crypto::Sha256(bytes);
+  return HexEncode(
+      std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+}
+
+std::string RenderCustomizationPlanText(const v1::CustomizationPlan& plan) {
+  std::string out = StrCat("Restore build of ", plan.source_backup_id(),
+                           " for ", plan.target(), ":\n");
+  int n = 0;
+  for (const auto& s : plan.steps()) out += StrCat("  ", ++n, ". ", s, "\n");
+  if (plan.blockers().empty()) {
+    out += "Ready to build.\n";
+  } else {
+    out += StrCat("Blockers (", plan.blockers_size(), "):\n");
+    for (const auto& b : plan.blockers()) out += StrCat("  - ", b, "\n");
+  }
+  return out;
+}
+
+StatusOr<std::string> CustomizationPlanToJson(
+    const v1::CustomizationPlan& plan) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  o.add_whitespace = true;
+  auto s = google::protobuf::util::MessageToJsonString(plan, &out, o);
+  if (!s.ok()) {
+    return absl::InternalError(StrCat("plan to JSON: ", s.ToString()));
+  }
+  return out;
+}
+
+StatusOr<v1::CustomizationPlan> CustomizationPlanFromJson(
+    const std::string& json) {
+  v1::CustomizationPlan plan;
+  google::protobuf::util::JsonParseOptions o;
+  auto s = google::protobuf::util::JsonStringToMessage(json, &plan, o);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("not a restore build plan (JSON): ", s.ToString()));
+  }
+  return plan;
+}
+
+}  // namespace cairn

@@ -1,0 +1,65 @@
+// PlanCustomization: turns a ProfileDiffPlan (what differs between the
+// backed-up machine and the target) into the CustomizationPlan a restore
+// build carries out (restore_build.proto; docs/restore-build.md): the exact
+// changes, in order, that `cairnctl restore plan` shows and
+// ImageCustomizer (media_agent/image_customizer.h) makes.
+//
+// Rules:
+//  - kernel: the source's (diff.source_kernel); the restored system boots
+//    it directly. Its initramfs gets every module the diff places
+//    "add_to_initramfs" and is rebuilt.
+//  - device references: rewritten to UUID= whenever the source has
+//    references by device name, by-path or by-id (fstab, crypttab, the
+//    boot loader) - they break when the controller changes, and are fragile
+//    even when it does not. The boot loader configuration is regenerated
+//    when its own references are among them.
+//  - NICs: each mapping whose name or MAC changes.
+//  - disk: the first disk's sizes (grow when larger).
+//  - guest tools for a hypervisor the target is not: disabled only with
+//    `drop_guest_tools` (the diff lists them as removals either way).
+//  - blockers: the diff's, plus what this version cannot build: a BIOS <->
+//    UEFI change, a smaller disk, the template-kernel choice (needs boot
+//    templates).
+//
+// Thread safety: pure functions.
+#ifndef CAIRN_SERVER_CUSTOMIZATION_PLAN_H_
+#define CAIRN_SERVER_CUSTOMIZATION_PLAN_H_
+
+#include <string>
+
+#include "cairn/v1/profile.pb.h"
+#include "cairn/v1/restore_build.pb.h"
+#include "common/status.h"
+
+namespace cairn {
+
+struct CustomizationPlanOptions {
+  std::string source_backup_id;
+  std::string target;  // "client:ID" or "profile:SHA256"
+  std::string source_profile_sha256;
+  std::string target_profile_sha256;
+  bool drop_guest_tools = false;
+};
+
+StatusOr<v1::CustomizationPlan> PlanCustomization(
+    const v1::HardwareProfile& source, const v1::HardwareProfile& target,
+    const v1::ProfileDiffPlan& diff, const CustomizationPlanOptions& options);
+
+// The hex SHA-256 of a profile's canonical form (serialized, without its
+// collection time): the same hardware reported twice hashes the same. Names
+// a target in plans and caches.
+std::string ProfileSha256Hex(const v1::HardwareProfile& profile);
+
+// The plan as text: its steps, then blockers ("Ready to build." when none).
+std::string RenderCustomizationPlanText(const v1::CustomizationPlan& plan);
+
+// The plan as JSON (protobuf's JSON mapping with the proto field names)
+// and back. InvalidArgument for malformed JSON.
+StatusOr<std::string> CustomizationPlanToJson(
+    const v1::CustomizationPlan& plan);
+StatusOr<v1::CustomizationPlan> CustomizationPlanFromJson(
+    const std::string& json);
+
+}  // namespace cairn
+
+#endif  // CAIRN_SERVER_CUSTOMIZATION_PLAN_H_

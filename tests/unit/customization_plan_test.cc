@@ -1,0 +1,137 @@
+// PlanCustomization on the recorded machine shapes, and the builder's plan
+// checks (server/customization_plan.h, media_agent/image_customizer.h).
+#include "server/customization_plan.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "media_agent/image_customizer.h"
+#include "profile_test_util.h"
+#include "server/profile_diff.h"
+
+namespace cairn {
+namespace {
+
+using profile_test::Shape;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+v1::CustomizationPlan Plan(const std::string& from, const std::string& to,
+                           bool drop_tools = false,
+                           const ProfileDiffOptions& d = {}) {
+  auto diff = ProfileDiff(Shape(from), Shape(to), d);
+  EXPECT_TRUE(diff.ok()) << diff.status();
+  CustomizationPlanOptions o;
+  o.source_backup_id = "b1";
+  o.target = "client:lab-7";
+  o.drop_guest_tools = drop_tools;
+  o.target_profile_sha256 = ProfileSha256Hex(Shape(to));
+  auto plan = PlanCustomization(Shape(from), Shape(to), *diff, o);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return plan.ok() ? *plan : v1::CustomizationPlan();
+}
+
+TEST(CustomizationPlan, AhciToVirtioAddsDriversAndGrowsTheDisk) {
+  v1::CustomizationPlan p = Plan("bios-ahci-e1000", "virtio-blk-net");
+  EXPECT_EQ(p.format_version(), 1u);
+  EXPECT_EQ(p.kernel_version(), Shape("bios-ahci-e1000").running_kernel());
+  EXPECT_THAT(p.initramfs_modules(),
+              testing::IsSupersetOf({"virtio_blk", "virtio_pci"}));
+  EXPECT_TRUE(p.rebuild_initramfs());
+  EXPECT_EQ(p.source_disk_bytes(), 2ull << 30);
+  EXPECT_EQ(p.target_disk_bytes(), 3ull << 30);
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+  EXPECT_EQ(ValidateCustomizationPlan(p), absl::OkStatus());
+  std::string text = RenderCustomizationPlanText(p);
+  EXPECT_THAT(text, HasSubstr("grow the disk"));
+  EXPECT_THAT(text, HasSubstr("virtio_blk"));
+  EXPECT_THAT(text, HasSubstr("Ready to build."));
+  // The same shapes give the same target hash; another shape another.
+  EXPECT_EQ(p.target_profile_sha256(),
+            ProfileSha256Hex(Shape("virtio-blk-net")));
+  EXPECT_NE(p.target_profile_sha256(), ProfileSha256Hex(Shape("virtio-scsi")));
+}
+
+TEST(CustomizationPlan, JsonRoundTrip) {
+  v1::CustomizationPlan p = Plan("bios-ahci-e1000", "virtio-blk-net");
+  auto j = CustomizationPlanToJson(p);
+  ASSERT_TRUE(j.ok());
+  EXPECT_THAT(*j, HasSubstr("\"initramfs_modules\""));
+  auto back = CustomizationPlanFromJson(*j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->SerializeAsString(), p.SerializeAsString());
+  EXPECT_EQ(CustomizationPlanFromJson("{\"nope\": 1}").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CustomizationPlanFromJson("not json").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CustomizationPlan, UefiTargetIsABlockerForNow) {
+  v1::CustomizationPlan p = Plan("bios-ahci-e1000", "uefi-nvme");
+  bool found = false;
+  for (const auto& b : p.blockers()) {
+    found |= b.find("boot mode") != std::string::npos;
+  }
+  EXPECT_TRUE(found);
+  Status s = ValidateCustomizationPlan(p);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("blockers"));
+}
+
+TEST(ValidateCustomizationPlan, RefusesHostileOrUnknownPlans) {
+  v1::CustomizationPlan p = Plan("bios-ahci-e1000", "virtio-blk-net");
+  auto refused = [](v1::CustomizationPlan q) {
+    return ValidateCustomizationPlan(q).code();
+  };
+  v1::CustomizationPlan q = p;
+  q.set_format_version(2);
+  EXPECT_EQ(refused(q), absl::StatusCode::kInvalidArgument);
+  q = p;
+  q.add_initramfs_modules("virtio_blk; rm -rf /");
+  EXPECT_EQ(refused(q), absl::StatusCode::kInvalidArgument);
+  q = p;
+  q.set_kernel_version("../../etc");
+  EXPECT_EQ(refused(q), absl::StatusCode::kInvalidArgument);
+  q = p;
+  q.add_disable_units("x; reboot");
+  EXPECT_EQ(refused(q), absl::StatusCode::kInvalidArgument);
+  q = p;
+  q.add_disable_units("qemu-guest-agent.service");
+  EXPECT_EQ(refused(q), absl::StatusCode::kOk);
+  q = p;
+  q.set_target_disk_bytes(1 << 30);
+  EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);
+  q = p;
+  q.set_target_firmware(v1::FIRMWARE_MODE_UEFI);
+  EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);
+}
+
+TEST(CustomizationPlan, GuestToolsAreDisabledOnlyWhenAsked) {
+  // The recorded shapes are all QEMU guests with qemu-guest-agent; a target
+  // whose hypervisor is another one is simulated by clearing it.
+  auto diff =
+      ProfileDiff(Shape("bios-ahci-e1000"), Shape("virtio-blk-net"), {});
+  ASSERT_TRUE(diff.ok());
+  v1::HardwareProfile physical = Shape("virtio-blk-net");
+  physical.mutable_platform()->set_hypervisor("");
+  physical.mutable_platform()->set_virtual_machine(false);
+  CustomizationPlanOptions o;
+  auto keep = PlanCustomization(Shape("bios-ahci-e1000"), physical, *diff, o);
+  ASSERT_TRUE(keep.ok());
+  EXPECT_TRUE(keep->disable_units().empty());
+  o.drop_guest_tools = true;
+  auto drop = PlanCustomization(Shape("bios-ahci-e1000"), physical, *diff, o);
+  ASSERT_TRUE(drop.ok());
+  bool has_units = false;
+  for (const auto& h : Shape("bios-ahci-e1000").hypervisor_software()) {
+    has_units |= h.kind() == v1::HYPERVISOR_SOFTWARE_KIND_GUEST_TOOLS &&
+                 !h.enabled_units().empty();
+  }
+  if (has_units) {
+    EXPECT_FALSE(drop->disable_units().empty());
+    EXPECT_EQ(ValidateCustomizationPlan(*drop), absl::OkStatus());
+  }
+}
+
+}  // namespace
+}  // namespace cairn
