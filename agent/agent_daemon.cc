@@ -73,7 +73,10 @@ Status RunAgentDaemon(const AgentDaemonOptions& options) {
     sigwait(&stop_signals, &sig);
     spdlog::info("signal {}: cancelling running jobs and closing the stream",
                  sig);
-    runner.CancelAll();
+    // Refuse before cancelling: the stream stays up for the grace period,
+    // and a command the server sends meanwhile must not start a job after
+    // the cancel (it is answered "the agent is shutting down" instead).
+    runner.StopAccepting();
     if (!runner.WaitIdle(options.job_grace)) {
       spdlog::warn(
           "a job did not stop within {} s",

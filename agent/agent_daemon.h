@@ -2,9 +2,11 @@
 // directory to a ControlClient (command stream), a JobRunner (jobs) and a
 // GrpcMediaConnector (data path), and runs until SIGTERM or SIGINT.
 //
-// On SIGTERM/SIGINT: the running job is cancelled, the daemon waits up to
-// `job_grace` for its result and sends it if the stream is up, closes the
-// stream, and returns 0.
+// On SIGTERM/SIGINT: the daemon stops taking jobs (a command that arrives
+// from then on is answered with a failed result), the running job is
+// cancelled, the daemon waits up to `job_grace` for its result and sends it
+// if the stream is up, closes the stream (opening no new one), and returns
+// 0.
 //
 // Thread safety: RunAgentDaemon is called once per process (it owns the
 // signal mask of the process).

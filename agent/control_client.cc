@@ -101,6 +101,17 @@ bool ControlClient::WriteLocked(const v1::AgentMessage& message) {
   return false;
 }
 
+void ControlClient::HalfCloseLocked() {
+  if (stream_ == nullptr || writes_done_) return;
+  writes_done_ = true;
+  if (!stream_->WritesDone()) context_->TryCancel();
+}
+
+bool ControlClient::IsStopping() const {
+  std::lock_guard<std::mutex> state(state_mu_);
+  return stopping_;
+}
+
 void ControlClient::SendProfile() {
   if (!options_.profile_source) return;
   auto report = options_.profile_source();
@@ -223,6 +234,11 @@ bool ControlClient::RunStream(JobRunner* runner) {
       writes_done_ = false;
       streams_opened_.fetch_add(1);
       FlushResultsLocked();
+      // A Shutdown() that ran after Run() last looked at stopping_ found no
+      // stream to half-close; this one must not stay open until the
+      // heartbeat thread cancels it. (Shutdown sets stopping_ under
+      // write_mu_, so it either saw this stream or is seen here.)
+      if (IsStopping()) HalfCloseLocked();
     }
   }
   SendProfile();
@@ -345,11 +361,12 @@ void ControlClient::Run(JobRunner* runner) {
   if (seed == 0) seed = std::random_device{}();
   ReconnectBackoff backoff(options_.backoff, seed);
   for (;;) {
-    {
-      std::lock_guard<std::mutex> state(state_mu_);
-      if (stopping_) return;
-    }
+    if (IsStopping()) return;
     WaitForChannel();
+    // WaitForChannel also returns when Shutdown() is called: open no new
+    // stream then (it would register this agent with the server again, and
+    // the server could hand it jobs, while the daemon is stopping).
+    if (IsStopping()) return;
     if (RunStream(runner)) backoff.Reset();
     auto delay = backoff.NextDelay();
     std::unique_lock<std::mutex> state(state_mu_);
@@ -367,10 +384,7 @@ void ControlClient::Shutdown() {
       if (stopping_) return;
       stopping_ = true;
     }
-    if (stream_ != nullptr && !writes_done_) {
-      writes_done_ = true;
-      if (!stream_->WritesDone()) context_->TryCancel();
-    }
+    HalfCloseLocked();
   }
   state_cv_.notify_all();
 }

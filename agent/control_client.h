@@ -17,9 +17,11 @@
 // ReconnectBackoff::NextDelay(); a stream that lasted `healthy_after` or
 // received anything from the server resets the backoff.
 //
-// Shutdown(): no more reconnects; the current stream is half-closed
-// (WritesDone) so the server sees everything sent so far, and cancelled if
-// the server has not ended it within `shutdown_grace`.
+// Shutdown(): no more reconnects and no new stream; the current stream is
+// half-closed (WritesDone) so the server sees everything sent so far, and
+// cancelled if the server has not ended it within `shutdown_grace`. A stream
+// that was being opened when Shutdown() was called is half-closed as soon as
+// its Hello has gone out.
 //
 // Thread safety: thread-safe. Run() is called once, from one thread.
 #ifndef CAIRN_AGENT_CONTROL_CLIENT_H_
@@ -97,6 +99,11 @@ class ControlClient final : public JobReporter {
   void SendProfile();
   // REQUIRES: write_mu_ held.
   bool WriteLocked(const v1::AgentMessage& message);
+  // Half-closes the current stream, if any and not yet. REQUIRES: write_mu_
+  // held.
+  void HalfCloseLocked();
+  // Whether Shutdown() has been called. Takes state_mu_.
+  bool IsStopping() const;
   void FlushResultsLocked();
 
   const std::shared_ptr<grpc::Channel> channel_;

@@ -28,7 +28,7 @@ bool JobRunner::Submit(AgentJob job) {
   const uint64_t id = JobIdOf(job);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return false;
+    if (!accepting_ || stopping_) return false;
     if (running_ && running_id_ == id) return false;
     for (const Entry& e : queue_) {
       if (JobIdOf(e.job) == id) return false;
@@ -64,12 +64,19 @@ bool JobRunner::Cancel(uint64_t job_id) {
   return true;
 }
 
-void JobRunner::CancelAll() { CancelEverything(/*stop=*/false); }
+void JobRunner::CancelAll() {
+  CancelEverything(/*refuse=*/false, /*stop=*/false);
+}
 
-void JobRunner::CancelEverything(bool stop) {
+void JobRunner::StopAccepting() {
+  CancelEverything(/*refuse=*/true, /*stop=*/false);
+}
+
+void JobRunner::CancelEverything(bool refuse, bool stop) {
   std::deque<Entry> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (refuse || stop) accepting_ = false;
     if (stop) stopping_ = true;
     if (running_) running_cancel_->Cancel();
     dropped.swap(queue_);
@@ -98,7 +105,7 @@ bool JobRunner::WaitIdle(std::chrono::milliseconds timeout) {
 }
 
 void JobRunner::Stop() {
-  CancelEverything(/*stop=*/true);
+  CancelEverything(/*refuse=*/true, /*stop=*/true);
   tick_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   if (ticker_.joinable()) ticker_.join();

@@ -62,7 +62,7 @@ class JobRunner {
   JobRunner& operator=(const JobRunner&) = delete;
 
   // Queues `job`. False (and nothing happens) if a job with the same id is
-  // queued or running, or the runner is stopping.
+  // queued or running, or after StopAccepting() or Stop().
   bool Submit(AgentJob job);
   // Cancels a job: a queued one is dropped and reported cancelled at once; a
   // running one is told to stop and reports cancelled when it has (its
@@ -70,6 +70,11 @@ class JobRunner {
   bool Cancel(uint64_t job_id);
   // Cancels every queued and running job.
   void CancelAll();
+  // The start of a graceful stop: from now on Submit refuses every job, and
+  // every queued and running job is cancelled (CancelAll), atomically, so no
+  // job submitted concurrently can start after the cancel. Does not block;
+  // follow with WaitIdle (a grace period) and Stop. Idempotent.
+  void StopAccepting();
   // Ids of the running job (first) and the queued ones.
   std::vector<uint64_t> ActiveJobIds() const;
   // Blocks until nothing is running or queued, or `timeout` passes; returns
@@ -84,7 +89,9 @@ class JobRunner {
     AgentJob job;
     std::shared_ptr<CancellationFlag> cancel;
   };
-  void CancelEverything(bool stop);
+  // Cancels the queued and running jobs; `refuse` also makes Submit refuse
+  // from now on, `stop` also makes the worker and progress threads exit.
+  void CancelEverything(bool refuse, bool stop);
   void WorkerLoop();
   void ProgressLoop();
   static JobOutcome CancelledOutcome(uint64_t job_id);
@@ -103,6 +110,7 @@ class JobRunner {
   uint64_t running_id_ = 0;          // guarded by mu_
   std::shared_ptr<CancellationFlag> running_cancel_;         // guarded by mu_
   std::shared_ptr<const ProgressCounter> running_progress_;  // guarded by mu_
+  bool accepting_ = true;                                    // guarded by mu_
   bool stopping_ = false;                                    // guarded by mu_
   std::thread worker_;
   std::thread ticker_;

@@ -1,9 +1,15 @@
 // The agent's command stream against a fake AgentControl server over mutual
 // TLS on loopback: Hello first, commands reach the JobRunner, results and
 // heartbeats come back, a broken stream is redialled (with the running jobs
-// in the new Hello), and Shutdown half-closes the stream so Run returns.
+// in the new Hello), Shutdown half-closes the stream so Run returns, and a
+// Shutdown while the channel is still connecting opens no stream.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -154,6 +160,80 @@ TEST(AgentControlClientTest, HelloCommandsResultsReconnectAndShutdown) {
             std::string::npos)
       << service.results_[0].error();
   EXPECT_GE(client.streams_opened(), 2u);
+}
+
+// A loopback TCP port whose connections complete (in the kernel's accept
+// queue) but are never answered: a TLS handshake with it hangs, so a channel
+// to it stays CONNECTING.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentListener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int port() const { return port_; }
+  // Whether a connection is waiting to be accepted within `timeout`.
+  bool WaitForConnection(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// SIGTERM while the agent is (re)connecting: Run must return at once and
+// must not open a stream after Shutdown (it would register the agent with
+// the server again while the daemon stops).
+TEST(AgentControlClientTest, ShutdownWhileConnectingOpensNoStream) {
+  testing::ScratchDir dir;
+  auto ca = CertificateAuthority::Create(dir.Sub("ca"), "Cairn test CA");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto csr = CreateKeyAndCsr("pc1");
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  auto cert = (*ca)->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto creds =
+      MakeChannelCredentials({(*ca)->CertificatePem(), *cert, csr->key_pem});
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  SilentListener listener;
+  ASSERT_NE(listener.port(), 0);
+
+  ControlClientOptions o;
+  o.connect_wait = std::chrono::seconds(60);
+  o.shutdown_grace = std::chrono::seconds(60);
+  ControlClient client(
+      MakeControlChannel("127.0.0.1:" + std::to_string(listener.port()),
+                         *creds),
+      o);
+  NoMediaConnector connector;
+  JobRunner runner(&connector, &client, {"pc1", 1, std::chrono::seconds(1)});
+  std::thread run([&] { client.Run(&runner); });
+  // The channel is dialling the listener: Run is waiting for it.
+  ASSERT_TRUE(listener.WaitForConnection(std::chrono::seconds(30)));
+  const auto shutdown_at = std::chrono::steady_clock::now();
+  client.Shutdown();
+  run.join();
+  // Not after a connect timeout or `shutdown_grace`.
+  EXPECT_LT(std::chrono::steady_clock::now() - shutdown_at,
+            std::chrono::seconds(5));
+  EXPECT_EQ(client.streams_opened(), 0u);
+  EXPECT_FALSE(client.connected());
+  runner.Stop();
 }
 
 TEST(AgentControlClientTest, ConvertsCommandsAndResults) {

@@ -1,8 +1,8 @@
 // The agent's job execution against a real media agent over mutual TLS 1.3
 // on loopback: backup commands commit (full and incremental), restore
 // commands restore byte-exact, a cancel mid-backup leaves no manifest, a
-// bad ticket fails with the media agent's message, and queued jobs can be
-// cancelled before they start.
+// bad ticket fails with the media agent's message, queued jobs can be
+// cancelled before they start, and a stopping runner refuses new jobs.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -300,6 +300,54 @@ TEST_F(AgentJobRunnerTest, QueuedJobsCanBeCancelledAndDuplicatesAreIgnored) {
   EXPECT_TRUE(*repo_->manifests().Exists("pc1-first"));
   EXPECT_FALSE(*repo_->manifests().Exists("pc1-second"));
   EXPECT_EQ(reporter_.ResultCount(22), 1);
+}
+
+// The daemon's SIGTERM path: StopAccepting cancels the running and queued
+// jobs and refuses every later Submit, so nothing starts after the cancel.
+TEST_F(AgentJobRunnerTest, StopAcceptingCancelsAndRefusesNewJobs) {
+  std::string image = dir_.Sub("image");
+  testing::WriteFileOrDie(image, testing::PseudoRandomBytes(1 << 20, 6));
+  JobRunner* runner = Runner(/*threads=*/1);
+  // Hold job 31 inside its first PutChunk until released.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  hooked_->on_put = [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (entered) return;
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  };
+  ASSERT_TRUE(runner->Submit(Backup(31, image, "pc1-running")));
+  ASSERT_TRUE(runner->Submit(Backup(32, image, "pc1-queued")));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+  runner->StopAccepting();
+  // The queued job is reported cancelled at once; new jobs are refused.
+  EXPECT_TRUE(reporter_.WaitForResult(32).cancelled);
+  EXPECT_FALSE(runner->Submit(Backup(33, image, "pc1-late")));
+  EXPECT_EQ(runner->ActiveJobIds(), (std::vector<uint64_t>{31}));
+  runner->StopAccepting();  // idempotent
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  // The running job stops at its next call into the media agent.
+  JobOutcome running = reporter_.WaitForResult(31);
+  EXPECT_FALSE(running.ok);
+  EXPECT_TRUE(running.cancelled);
+  EXPECT_TRUE(runner->WaitIdle(std::chrono::seconds(10)));
+  EXPECT_FALSE(runner->Submit(Backup(34, image, "pc1-later")));
+  runner->Stop();
+  EXPECT_EQ(reporter_.ResultCount(31), 1);
+  EXPECT_EQ(reporter_.ResultCount(32), 1);
+  EXPECT_EQ(reporter_.ResultCount(33), 0);
+  EXPECT_EQ(reporter_.ResultCount(34), 0);
+  EXPECT_TRUE(repo_->manifests().List()->empty());
 }
 
 }  // namespace
