@@ -26,6 +26,23 @@ CLI::App* Leaf(CLI::App* parent, const std::string& name,
   return cmd;
 }
 
+// The options `profile diff` and `restore plan` share: the target (a
+// client or a profile file), NIC pairs and the conflict choice.
+void AddDiffTargetOptions(CLI::App* cmd, CtlInvocation* inv) {
+  auto* client = cmd->add_option("--target", inv->client,
+                                 "Target client (its latest profile)");
+  auto* file = cmd->add_option(
+      "--target-file", inv->target_file,
+      "Target profile file (cairn-profile collect, or profile show --out)");
+  client->excludes(file);
+  cmd->add_option("--nic-map", inv->nic_map,
+                  "Pair NICs explicitly: SOURCE=TARGET (name or MAC); "
+                  "repeatable");
+  cmd->add_option("--conflict-choice", inv->conflict_choice,
+                  "For devices the source kernel cannot drive: "
+                  "use-template-kernel or proceed-without-driver");
+}
+
 }  // namespace
 
 void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
@@ -121,18 +138,7 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
       "exit 1 when something blocks the build",
       inv, CtlCommand::kRestorePlan);
   rplan->add_option("--backup", inv->backup, "Backup to restore")->required();
-  auto* rp_client = rplan->add_option("--target", inv->client,
-                                      "Target client (its latest profile)");
-  auto* rp_file = rplan->add_option(
-      "--target-file", inv->target_file,
-      "Target profile file (cairn-profile collect, or profile show --out)");
-  rp_client->excludes(rp_file);
-  rplan->add_option("--nic-map", inv->nic_map,
-                    "Pair NICs explicitly: SOURCE=TARGET (name or MAC); "
-                    "repeatable");
-  rplan->add_option("--conflict-choice", inv->conflict_choice,
-                    "For devices the source kernel cannot drive: "
-                    "use-template-kernel or proceed-without-driver");
+  AddDiffTargetOptions(rplan, inv);
   rplan->add_flag("--drop-guest-tools", inv->drop_guest_tools,
                   "Disable guest tools for a hypervisor the target is not");
   rplan->add_option("--out", inv->out,
@@ -185,18 +191,7 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
            "disks, boot mode",
            inv, CtlCommand::kProfileDiff);
   pdiff->add_option("--source", inv->backup, "Backup to restore")->required();
-  auto* tclient = pdiff->add_option("--target", inv->client,
-                                    "Target client (its latest profile)");
-  auto* tfile = pdiff->add_option(
-      "--target-file", inv->target_file,
-      "Target profile file (cairn-profile collect, or profile show --out)");
-  tclient->excludes(tfile);
-  pdiff->add_option("--nic-map", inv->nic_map,
-                    "Pair NICs explicitly: SOURCE=TARGET (name or MAC); "
-                    "repeatable");
-  pdiff->add_option("--conflict-choice", inv->conflict_choice,
-                    "For devices the source kernel cannot drive: "
-                    "use-template-kernel or proceed-without-driver");
+  AddDiffTargetOptions(pdiff, inv);
 
   // browse
   CLI::App* browse = app->add_subcommand(
@@ -367,10 +362,10 @@ Status ValidateInvocation(const CtlInvocation& inv) {
     case CtlCommand::kProfileDiff:
     case CtlCommand::kRestorePlan:
       if (inv.client.empty() == inv.target_file.empty()) {
-        return absl::InvalidArgumentError(StrCat(
-            inv.command == CtlCommand::kProfileDiff ? "profile diff"
-                                                    : "restore plan",
-            " needs --target CLIENT or --target-file FILE"));
+        return absl::InvalidArgumentError(
+            StrCat(inv.command == CtlCommand::kProfileDiff ? "profile diff"
+                                                           : "restore plan",
+                   " needs --target CLIENT or --target-file FILE"));
       }
       if (!inv.conflict_choice.empty() &&
           inv.conflict_choice != "use-template-kernel" &&

@@ -318,6 +318,25 @@ ConfigEdit AddInitramfsToolsModules(std::string_view text,
   return e;
 }
 
+ConfigEdit AddFstabEntry(std::string_view text, std::string_view entry,
+                         std::string_view mount_point, std::string_view why) {
+  ConfigEdit e;
+  e.text = std::string(text);
+  for (std::string_view line : SplitLines(text)) {
+    if (IsComment(line, false)) continue;
+    std::string_view t = TrimSpace(line);
+    size_t a = t.find_first_of(" \t");
+    if (a == std::string_view::npos) continue;
+    std::string_view rest = TrimSpace(t.substr(a));
+    std::string_view mp = rest.substr(0, rest.find_first_of(" \t"));
+    if (mp == mount_point) return e;
+  }
+  if (!e.text.empty() && e.text.back() != '\n') e.text.push_back('\n');
+  e.text += StrCat("# ", why, "\n", entry, "\n");
+  e.changes.push_back(StrCat("added ", entry));
+  return e;
+}
+
 std::string DracutDropIn(const std::vector<std::string>& modules,
                          std::string_view why) {
   std::string list;

@@ -79,6 +79,11 @@ ConfigEdit AddInitramfsToolsModules(std::string_view text,
 std::string DracutDropIn(const std::vector<std::string>& modules,
                          std::string_view why);
 
+// fstab: appends `entry` (a complete line) under a comment naming `why`,
+// unless a non-comment line already mounts something at `mount_point`.
+ConfigEdit AddFstabEntry(std::string_view text, std::string_view entry,
+                         std::string_view mount_point, std::string_view why);
+
 // initramfs-tools's MODULES= setting in initramfs.conf text ("most", "dep",
 // "list", "netboot"); "most" (the default) when unset.
 std::string InitramfsToolsModulesPolicy(std::string_view initramfs_conf);

@@ -227,6 +227,17 @@ class Build {
     } else {
       end = sectors - 1;
     }
+    if (plan_.esp_bytes() > 0) {
+      // The new ESP takes the end of the disk, 1 MiB aligned; the last
+      // partition grows up to it.
+      const int64_t esp_sectors =
+          static_cast<int64_t>(plan_.esp_bytes()) / sector;
+      const int64_t align = (1 << 20) / sector;
+      esp_start_ = (end + 1 - esp_sectors) / align * align;
+      esp_end_ = end;
+      esp_table_ = table;
+      end = esp_start_ - 1;
+    }
     const int64_t old_end = static_cast<int64_t>(last->part_end) / sector;
     if (end <= old_end) {
       Detail("the last partition already ends at the disk's end");
@@ -268,6 +279,145 @@ class Build {
       Detail(StrCat("the file system on ", dev, " (",
                     fs.empty() ? "unknown" : fs, ") is not grown"));
     }
+    return absl::OkStatus();
+  }
+
+  // Creates the EFI System Partition Grow() made room for: a primary
+  // partition (MBR type 0xef, or the GPT ESP type) with a FAT file system.
+  Status CreateEsp() {
+    if (esp_start_ <= 0) {
+      return absl::InternalError(
+          "no room was made for the EFI System Partition (the disk did not "
+          "grow)");
+    }
+    const char* kind = esp_table_ == "gpt" ? "p" : "primary";
+    if (Call("adding the EFI System Partition", [&] {
+          return guestfs_part_add(g_, "/dev/sda", kind, esp_start_, esp_end_);
+        }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       "adding the EFI System Partition");
+    }
+    std::unique_ptr<guestfs_partition_list, PartitionListFree> parts(
+        Call("listing partitions",
+             [&] { return guestfs_part_list(g_, "/dev/sda"); }));
+    if (parts == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal, "listing partitions");
+    }
+    const guestfs_partition* added = nullptr;  // the one that ends last
+    for (uint32_t i = 0; i < parts->len; ++i) {
+      if (added == nullptr || parts->val[i].part_end > added->part_end) {
+        added = &parts->val[i];
+      }
+    }
+    if (added == nullptr) {
+      return absl::InternalError("the new EFI System Partition is not listed");
+    }
+    const int num = added->part_num;
+    int r;
+    if (esp_table_ == "gpt") {
+      r = Call("setting the ESP type", [&] {
+        return guestfs_part_set_gpt_type(
+            g_, "/dev/sda", num, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+      });
+    } else {
+      r = Call("setting the ESP type", [&] {
+        return guestfs_part_set_mbr_id(g_, "/dev/sda", num, 0xef);
+      });
+    }
+    if (r == -1) {
+      return a_->Error(absl::StatusCode::kInternal, "setting the ESP type");
+    }
+    esp_device_ = StrCat("/dev/sda", num);
+    if (Call(StrCat("making a FAT file system on ", esp_device_), [&] {
+          return guestfs_mkfs_opts(g_, "vfat", esp_device_.c_str(), -1);
+        }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("mkfs.vfat ", esp_device_));
+    }
+    Detail(StrCat("EFI System Partition ", esp_device_, " (",
+                  (added->part_size >> 20),
+                  " MiB, FAT) created at the end of the disk"));
+    return absl::OkStatus();
+  }
+
+  // Mounts the ESP at /boot/efi (and in fstab) and installs GRUB for
+  // x86_64-efi at the removable path with the guest's own grub-install.
+  Status InstallUefiGrub() {
+    if (Call("creating /boot/efi",
+             [&] { return guestfs_mkdir_p(g_, "/boot/efi"); }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal, "creating /boot/efi");
+    }
+    if (Call("mounting the ESP", [&] {
+          return guestfs_mount(g_, esp_device_.c_str(), "/boot/efi");
+        }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal, "mounting the ESP");
+    }
+    mounted_["/boot/efi"] = esp_device_;
+    std::string uuid = TakeGuestfsString(Call("reading the ESP's UUID", [&] {
+      return guestfs_vfs_uuid(g_, esp_device_.c_str());
+    }));
+    if (uuid.empty()) {
+      return a_->Error(absl::StatusCode::kInternal, "reading the ESP's UUID");
+    }
+    CAIRN_RETURN_IF_ERROR(EditFile("/etc/fstab", [&](const std::string& t) {
+      return AddFstabEntry(
+          t, StrCat("UUID=", uuid, "\t/boot/efi\tvfat\tumask=0077\t0\t1"),
+          "/boot/efi", "EFI System Partition added by Cairn's restore build");
+    }));
+    // GRUB's x86_64-efi modules: the guest's own, else the media agent
+    // host's when it runs the very same GRUB version (grub-install builds
+    // the core image with the guest's grub-mkimage from these modules).
+    constexpr char kEfiModules[] = "/usr/lib/grub/x86_64-efi";
+    if (Call("looking for GRUB's EFI modules",
+             [&] { return guestfs_is_dir_opts(g_, kEfiModules, -1); }) <= 0) {
+      std::error_code ec;
+      if (!std::filesystem::is_directory(kEfiModules, ec)) {
+        return absl::FailedPreconditionError(
+            "the image has no GRUB for UEFI (grub-efi-amd64-bin) and neither "
+            "has this media agent's host: install grub-efi-amd64-bin here");
+      }
+      CAIRN_ASSIGN_OR_RETURN(std::string guest_version,
+                             GuestCommand({"grub-install", "--version"},
+                                          "grub-install --version"));
+      CAIRN_ASSIGN_OR_RETURN(
+          CommandResult host,
+          RunCommand({"grub-install", "--version"}, absl::Seconds(30)));
+      if (host.exit_code != 0 ||
+          TrimSpace(host.output) != TrimSpace(guest_version)) {
+        return absl::FailedPreconditionError(StrCat(
+            "the image has no GRUB for UEFI (grub-efi-amd64-bin), and this "
+            "host's GRUB (",
+            PrintableUtf8(TrimSpace(host.output)), ") is not the image's (",
+            PrintableUtf8(TrimSpace(guest_version)),
+            "): install grub-efi-amd64-bin in the image first"));
+      }
+      if (Call("copying GRUB's EFI modules into the image", [&] {
+            return guestfs_copy_in(g_, kEfiModules, "/usr/lib/grub");
+          }) == -1) {
+        return a_->Error(absl::StatusCode::kInternal,
+                         "copying GRUB's EFI modules into the image");
+      }
+      report_->add_changed_files(kEfiModules);
+      Detail(
+          StrCat("GRUB x86_64-efi modules copied from the media agent host (",
+                 TrimSpace(guest_version), ", the image's own version)"));
+    }
+    CAIRN_RETURN_IF_ERROR(
+        GuestCommand(
+            {"grub-install", "--target=x86_64-efi", "--efi-directory=/boot/efi",
+             "--bootloader-id=debian", "--removable", "--no-nvram"},
+            "installing GRUB for UEFI")
+            .status());
+    if (Call("checking the removable boot path", [&] {
+          return guestfs_is_file_opts(g_, "/boot/efi/EFI/BOOT/BOOTX64.EFI", -1);
+        }) <= 0) {
+      return absl::InternalError(
+          "grub-install did not write \\EFI\\BOOT\\BOOTX64.EFI");
+    }
+    report_->add_changed_files("/boot/efi/EFI/BOOT/BOOTX64.EFI");
+    Detail(
+        "grub-install --target=x86_64-efi --removable: "
+        "\\EFI\\BOOT\\BOOTX64.EFI");
     return absl::OkStatus();
   }
 
@@ -641,6 +791,9 @@ class Build {
     auto edit_start = Clock::now();
     CAIRN_ASSIGN_OR_RETURN(std::string root, InspectRoot());
     CAIRN_RETURN_IF_ERROR(Timed("grow", [&] { return Grow(); }));
+    if (plan_.esp_bytes() > 0) {
+      CAIRN_RETURN_IF_ERROR(Timed("esp", [&] { return CreateEsp(); }));
+    }
     CAIRN_RETURN_IF_ERROR(MountAll(root));
     CAIRN_RETURN_IF_ERROR(Timed("grow-mounted", [&] { return GrowMounted(); }));
     CAIRN_RETURN_IF_ERROR(CheckKernel());
@@ -658,6 +811,9 @@ class Build {
     }
     report_->set_initramfs_seconds(SecondsSince(initramfs_start));
     auto more_edits = Clock::now();
+    if (plan_.esp_bytes() > 0) {
+      CAIRN_RETURN_IF_ERROR(Timed("uefi", [&] { return InstallUefiGrub(); }));
+    }
     if (plan_.regenerate_boot_config() || grub_defaults_changed_) {
       CAIRN_RETURN_IF_ERROR(Timed("boot-loader", [&] { return BootConfig(); }));
     }
@@ -687,6 +843,9 @@ class Build {
   std::map<std::string, std::string> mounted_;  // mount point -> device
   std::vector<std::string> mount_notes_;
   std::string grow_mounted_, grow_mounted_fs_;
+  int64_t esp_start_ = 0, esp_end_ = 0;  // sectors, set by Grow()
+  std::string esp_table_;                // "msdos" or "gpt"
+  std::string esp_device_;               // set by CreateEsp()
   bool grub_defaults_changed_ = false;
 };
 
@@ -732,10 +891,32 @@ Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {
   auto mode = [](v1::FirmwareMode m) {
     return m == v1::FIRMWARE_MODE_UNSPECIFIED ? v1::FIRMWARE_MODE_BIOS : m;
   };
+  const bool to_uefi = mode(plan.source_firmware()) == v1::FIRMWARE_MODE_BIOS &&
+                       plan.target_firmware() == v1::FIRMWARE_MODE_UEFI;
   if (plan.target_firmware() != v1::FIRMWARE_MODE_UNSPECIFIED &&
-      mode(plan.source_firmware()) != mode(plan.target_firmware())) {
+      mode(plan.source_firmware()) != mode(plan.target_firmware()) &&
+      !(to_uefi && plan.esp_bytes() > 0)) {
     return absl::UnimplementedError(
-        "converting the boot mode (BIOS <-> UEFI) is not supported yet");
+        to_uefi ? "a BIOS -> UEFI conversion needs an EFI System Partition "
+                  "size (esp_bytes) in the plan"
+                : "converting the boot mode UEFI -> BIOS is not supported yet");
+  }
+  if (plan.esp_bytes() > 0) {
+    if (!to_uefi) {
+      return absl::InvalidArgumentError(
+          "esp_bytes is only for a BIOS -> UEFI conversion");
+    }
+    if (plan.esp_bytes() < (32ull << 20) || plan.esp_bytes() > (1ull << 30)) {
+      return absl::InvalidArgumentError(
+          "esp_bytes must be between 32 MiB and 1 GiB");
+    }
+    if (plan.target_disk_bytes() <
+        plan.source_disk_bytes() + plan.esp_bytes() + (1 << 20)) {
+      return absl::InvalidArgumentError(StrCat(
+          "no room for a ", plan.esp_bytes(),
+          "-byte EFI System Partition: the target disk must grow by more "
+          "than that"));
+    }
   }
   if (plan.target_disk_bytes() != 0 &&
       plan.target_disk_bytes() < plan.source_disk_bytes()) {

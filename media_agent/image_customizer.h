@@ -21,17 +21,23 @@
 //      and the initramfs of the plan's kernel is rebuilt by the guest's own
 //      tool (update-initramfs -u -k KVER, or dracut -f --kver KVER): the
 //      source kernel keeps booting, with the target's drivers;
-//   6. boot loader: its configuration is regenerated (update-grub, or
+//   6. BIOS -> UEFI (plan.esp_bytes): step 1 leaves room at the disk's end
+//      for a new EFI System Partition (FAT), mounted at /boot/efi (fstab by
+//      UUID); GRUB for x86_64-efi goes to the removable path with the
+//      guest's grub-install (modules from the host only when its GRUB is
+//      the image's exact version);
+//   7. boot loader: its configuration is regenerated (update-grub, or
 //      grub2-mkconfig) when the plan says so;
-//   7. units: guest tools the plan drops are disabled (systemctl disable);
-//   8. unmounts, syncs and shuts the appliance down.
+//   8. units: guest tools the plan drops are disabled (systemctl disable);
+//   9. unmounts, syncs and shuts the appliance down.
 // Each step's result is in the CustomizationReport, with its time.
 //
 // Refused before anything is written (InvalidArgument unless noted): an
 // unknown plan format version; a plan with blockers (FailedPrecondition,
 // listing them); a module or unit name that is not one; a kernel version
-// the guest does not have (FailedPrecondition); a firmware change BIOS <->
-// UEFI (Unimplemented: not built yet); a smaller target disk
+// the guest does not have (FailedPrecondition); UEFI -> BIOS, or BIOS ->
+// UEFI without an ESP size (Unimplemented); an ESP that does not fit in
+// what the disk grows by (InvalidArgument); a smaller target disk
 // (Unimplemented). During the build: FailedPrecondition when the guest has
 // no operating system libguestfs recognises, or no initramfs tool Cairn
 // knows (mkinitrd-only systems: Unimplemented); Internal with the guest

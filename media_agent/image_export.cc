@@ -292,9 +292,15 @@ StatusOr<ImageExportResult> ExportImage(Repository& repo,
   const std::string dir = dest.parent_path().string();
   const std::string dest_path = dest.string();
   struct stat st;
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT && errno != ENOTDIR) {
+      return ErrnoToStatus(errno, "stat", dir);
+    }
     return absl::NotFoundError(
         StrCat("destination directory ", dir, " does not exist"));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::NotFoundError(StrCat(dir, " is not a directory"));
   }
   if (::lstat(dest_path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) {

@@ -15,6 +15,9 @@
 namespace cairn {
 namespace {
 
+// The EFI System Partition a BIOS -> UEFI conversion creates.
+constexpr uint64_t kEspBytes = 128ull << 20;
+
 bool Unstable(v1::DeviceRefKind k) {
   return k == v1::DEVICE_REF_KIND_DEVICE_NAME ||
          k == v1::DEVICE_REF_KIND_BY_PATH || k == v1::DEVICE_REF_KIND_BY_ID;
@@ -56,16 +59,53 @@ StatusOr<v1::CustomizationPlan> PlanCustomization(
   plan.set_kernel_version(diff.source_kernel());
   for (const std::string& b : diff.blockers()) plan.add_blockers(b);
 
+  // Boot mode first: a BIOS -> UEFI conversion takes room at the disk's end.
+  const v1::BootModeChange& b = diff.boot_mode();
+  plan.set_source_firmware(b.source_mode());
+  plan.set_target_firmware(b.target_mode());
+  uint64_t source_bytes = 0, target_bytes = 0;
+  if (!diff.disk_changes().empty()) {
+    source_bytes = diff.disk_changes(0).source_size_bytes();
+    target_bytes = diff.disk_changes(0).target_size_bytes();
+  }
+  if (b.changes()) {
+    if (b.source_mode() == v1::FIRMWARE_MODE_BIOS &&
+        b.target_mode() == v1::FIRMWARE_MODE_UEFI) {
+      if (b.target_secure_boot() == v1::SECURE_BOOT_ENABLED) {
+        plan.add_blockers(
+            "Secure Boot is enabled on the target: a converted image boots "
+            "an unsigned GRUB; disable Secure Boot on the target first");
+      } else if (target_bytes < source_bytes + kEspBytes + (1 << 20)) {
+        plan.add_blockers(StrCat(
+            "BIOS -> UEFI needs room for an EFI System Partition: the target "
+            "disk must be at least ",
+            source_bytes + kEspBytes + (1 << 20), " bytes (it has ",
+            target_bytes, ")"));
+      } else {
+        plan.set_esp_bytes(kEspBytes);
+      }
+    } else {
+      plan.add_blockers(
+          StrCat("converting the boot mode (", ModeName(b.source_mode()),
+                 " -> ", ModeName(b.target_mode()), ") is not supported yet"));
+    }
+  }
+
   // 1. Disk size (done first: before anything is mounted).
   if (!diff.disk_changes().empty()) {
     const v1::DiskChange& d = diff.disk_changes(0);
     plan.set_source_disk_bytes(d.source_size_bytes());
     plan.set_target_disk_bytes(d.target_size_bytes());
     if (d.size_change() == "grow") {
-      plan.add_steps(StrCat("grow the disk from ", d.source_size_bytes(),
-                            " to ", d.target_size_bytes(),
-                            " bytes: the last partition and its file system "
-                            "fill it"));
+      plan.add_steps(StrCat(
+          "grow the disk from ", d.source_size_bytes(), " to ",
+          d.target_size_bytes(),
+          " bytes: the last partition and its file "
+          "system fill it",
+          plan.esp_bytes() > 0
+              ? StrCat(" but the last ", plan.esp_bytes(),
+                       " bytes, where a new EFI System Partition (FAT) goes")
+              : std::string()));
     } else if (d.size_change() == "shrink-fits") {
       plan.add_blockers(StrCat(
           "the target disk ", d.target_disk(), " (", d.target_size_bytes(),
@@ -144,16 +184,15 @@ StatusOr<v1::CustomizationPlan> PlanCustomization(
                           " and rebuild it with the guest's own tool"));
   }
 
-  // 5. Boot mode and loader.
-  const v1::BootModeChange& b = diff.boot_mode();
-  plan.set_source_firmware(b.source_mode());
-  plan.set_target_firmware(b.target_mode());
-  if (b.changes()) {
-    plan.add_blockers(
-        StrCat("converting the boot mode (", ModeName(b.source_mode()), " -> ",
-               ModeName(b.target_mode()), ") is not supported yet"));
-  }
-  if (boot_refs) {
+  // 5. Boot loader.
+  if (plan.esp_bytes() > 0) {
+    plan.set_regenerate_boot_config(true);
+    plan.add_steps(
+        "BIOS -> UEFI: mount the new EFI System Partition at /boot/efi "
+        "(fstab, by UUID), install GRUB for x86_64-efi at the removable path "
+        "\\EFI\\BOOT\\BOOTX64.EFI (the target's NVRAM is not touched) and "
+        "regenerate its configuration; grub-pc stays installed");
+  } else if (boot_refs) {
     plan.set_regenerate_boot_config(true);
     plan.add_steps(
         "regenerate the boot loader configuration (update-grub) so it boots "

@@ -13,7 +13,10 @@
 #     (stuck in the initramfs: the test can fail); the customized image
 #     reaches the fixture's marker with root on vda, the 3 GiB disk, the
 #     static address on enp0s2, and its root file system grown and clean
-#     (e2fsck -fn).
+#     (e2fsck -fn);
+#   - the same backup for an NVMe + UEFI target with a 50% larger disk: a
+#     new EFI System Partition and GRUB for x86_64-efi; it boots under OVMF,
+#     root grown, e2fsck -fn clean.
 # Usage: restore_build.sh CAIRN-AGENT CAIRN-MEDIA CAIRN-PROFILE
 #                         CAIRN-NBD-EXPORT CAIRN-BOOT-CHECK FIXTURE.raw
 #                         PROFILES-DIR
@@ -77,6 +80,15 @@ sha256sum repo/manifests/src1* > manifest.sha
 for shape in virtio-blk-net uefi-nvme; do
   "$PROFILE" collect --root "$PROFILES/$shape" --out "$shape.pb" >/dev/null
 done
+# The recorded UEFI + NVMe machine with a 50% larger disk (3 GiB).
+"$PROFILE" collect --root "$PROFILES/uefi-nvme" --json --out uefi-nvme.json >/dev/null
+python3 - uefi-nvme.json uefi-nvme-3g.json <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+for d in p["disks"]:
+    d["size_bytes"] = str(3 << 30)
+json.dump(p, open(sys.argv[2], "w"))
+EOF
 "$PROFILE" plan --source src.pb --target virtio-blk-net.pb --backup src1 \
   --target-name lab-virtio --out plan.json > plan.txt
 grep -q "Ready to build." plan.txt || fail "plan not ready: $(cat plan.txt)"
@@ -89,7 +101,7 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "UEFI plan: expected exit 1 (blockers), got $rc"
-grep -q "boot mode" uefi.txt || fail "UEFI plan does not name the boot mode blocker"
+grep -q "EFI System Partition" uefi.txt || fail "UEFI plan does not say the ESP has no room"
 expect_exit 5 "blockers" "$MEDIA" restore build --store repo --backup src1 \
   --plan uefi.json --id refused1 --key-file data.key
 python3 - plan.json other.json <<'EOF'
@@ -102,7 +114,7 @@ expect_exit 2 "was made for backup" "$MEDIA" restore build --store repo \
 expect_exit 3 "nosuch" "$MEDIA" restore build --store repo --backup nosuch \
   --plan other.json --id refused3 --key-file data.key
 [ -z "$(ls repo/manifests | grep refused || true)" ] || fail "a refused build stored a manifest"
-ok "refused: UEFI target (exit 5), plan for another backup (2), unknown backup (3)"
+ok "refused: UEFI target without room for an ESP (exit 5), plan for another backup (2), unknown backup (3)"
 
 # --- build ----------------------------------------------------------------
 "$MEDIA" restore build --store repo --backup src1 --plan plan.json \
@@ -175,20 +187,59 @@ set -e
 ok "the customized image boots on virtio-blk + virtio-net: root vda, 3 GiB, ipv4 enp0s2=192.0.2.10/24 ($(jget boot-custom.json elapsed_seconds) s)"
 
 # --- the grown root file system -------------------------------------------
-start=$(python3 - custom.raw <<'EOF'
+# check_root_fs IMAGE: partition 1 (root) is clean under e2fsck -fn and
+# larger than the source's 2 GiB disk; sets FS_BYTES.
+check_root_fs() {
+  local geometry
+  geometry=$(python3 - "$1" <<'EOF'
 import subprocess, sys, json
 out = subprocess.run(["sfdisk", "--json", sys.argv[1]], capture_output=True, text=True, check=True).stdout
 p = json.loads(out)["partitiontable"]["partitions"][0]
 print(p["start"] * 512, p["size"] * 512)
 EOF
 )
-set -- $start
-LOOP=$(losetup --find --show --read-only --offset "$1" --sizelimit "$2" custom.raw)
-e2fsck -fn "$LOOP" > fsck.txt 2>&1 || fail "e2fsck -fn: $(cat fsck.txt)"
-blocks=$(dumpe2fs -h "$LOOP" 2>/dev/null | awk -F: '/^Block count/ {print $2}' | tr -d ' ')
-bsize=$(dumpe2fs -h "$LOOP" 2>/dev/null | awk -F: '/^Block size/ {print $2}' | tr -d ' ')
-losetup -d "$LOOP"; LOOP=""
-fs_bytes=$((blocks * bsize))
-[ "$fs_bytes" -gt $((2 << 30)) ] || fail "root file system not grown: $fs_bytes bytes"
-ok "root file system grown to $fs_bytes bytes, e2fsck -fn clean"
+  set -- "$1" $geometry
+  LOOP=$(losetup --find --show --read-only --offset "$2" --sizelimit "$3" "$1")
+  e2fsck -fn "$LOOP" > fsck.txt 2>&1 || fail "e2fsck -fn of $1: $(cat fsck.txt)"
+  local blocks bsize
+  blocks=$(dumpe2fs -h "$LOOP" 2>/dev/null | awk -F: '/^Block count/ {print $2}' | tr -d ' ')
+  bsize=$(dumpe2fs -h "$LOOP" 2>/dev/null | awk -F: '/^Block size/ {print $2}' | tr -d ' ')
+  losetup -d "$LOOP"; LOOP=""
+  FS_BYTES=$((blocks * bsize))
+  [ "$FS_BYTES" -gt $((2 << 30)) ] || fail "root file system of $1 not grown: $FS_BYTES bytes"
+}
+check_root_fs custom.raw
+ok "root file system grown to $FS_BYTES bytes, e2fsck -fn clean"
+rm -f orig.raw custom.raw
+
+# --- BIOS -> UEFI on NVMe with a 50% larger disk --------------------------
+"$PROFILE" plan --source src.pb --target uefi-nvme-3g.json --backup src1 \
+  --target-name lab-uefi --out uefi3.json > uefi3.txt \
+  || fail "UEFI plan with room for an ESP not ready: $(cat uefi3.txt)"
+grep -q '"esp_bytes"' uefi3.json || fail "UEFI plan creates no ESP"
+"$MEDIA" restore build --store repo --backup src1 --plan uefi3.json \
+  --id src1-uefi --key-file data.key --json > build-uefi.json
+grep -q '"esp"' build-uefi.json || fail "no esp step: $(cat build-uefi.json)"
+grep -q 'BOOTX64.EFI' build-uefi.json || fail "no removable-path GRUB: $(cat build-uefi.json)"
+ok "built src1-uefi: $(jget build-uefi.json chunks_new) new chunks ($(jget build-uefi.json new_stored_bytes) bytes stored)"
+start_export src1-uefi
+nbdcopy "$URI" uefi.raw
+stop_export
+python3 - uefi.raw <<'EOF' || fail "no EFI System Partition in the image"
+import subprocess, sys, json
+t = json.loads(subprocess.run(["sfdisk", "--json", sys.argv[1]], capture_output=True,
+                              text=True, check=True).stdout)["partitiontable"]
+assert any(p.get("type") in ("ef", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") for p in t["partitions"]), t
+EOF
+set +e
+"$BOOTCHECK" --disk uefi.raw --firmware uefi --bus nvme --nic e1000 \
+  --mac 52:54:00:ab:cd:02 --timeout 400 --marker "$MARKER" --json > boot-uefi.json
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "the UEFI image did not boot: $(cat boot-uefi.json)"
+[ "$(jget boot-uefi.json guest_info.firmware)" = "uefi" ] || fail "not booted by UEFI"
+[ "$(jget boot-uefi.json guest_info.root_disk)" = "nvme0n1" ] \
+  || fail "root disk is $(jget boot-uefi.json guest_info.root_disk)"
+check_root_fs uefi.raw
+ok "BIOS -> UEFI: boots under OVMF on NVMe, root grown to $FS_BYTES bytes, e2fsck -fn clean ($(jget boot-uefi.json elapsed_seconds) s)"
 echo "PASS restore_build"

@@ -55,6 +55,27 @@ TEST(CairnctlArgsTest, ParsesEveryCommand) {
   EXPECT_EQ(restore->target, "/tmp/out.img");
   EXPECT_FALSE(restore->wait);
 
+  auto plan = ParseCtlArgs(With(
+      {"restore", "plan", "--backup", "b1", "--target", "lab-7", "--nic-map",
+       "enp0s2=ens3", "--drop-guest-tools", "--out", "plan.json"}));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->command, CtlCommand::kRestorePlan);
+  EXPECT_EQ(plan->backup, "b1");
+  EXPECT_EQ(plan->client, "lab-7");
+  EXPECT_TRUE(plan->drop_guest_tools);
+  EXPECT_EQ(plan->out, "plan.json");
+  ASSERT_EQ(plan->nic_map.size(), 1u);
+  EXPECT_EQ(
+      ParseCtlArgs(With({"restore", "plan", "--backup", "b1"})).status().code(),
+      absl::StatusCode::kInvalidArgument)
+      << "a target is required";
+  EXPECT_FALSE(ParseCtlArgs(With({"restore", "plan", "--backup", "b1",
+                                  "--target", "c", "--target-file", "f"}))
+                   .ok());
+  EXPECT_FALSE(ParseCtlArgs(With({"restore", "plan", "--backup", "b1",
+                                  "--target", "c", "--nic-map", "nope"}))
+                   .ok());
+
   auto jobs = ParseCtlArgs(With({"jobs", "list", "--state", "running"}));
   EXPECT_EQ(jobs->command, CtlCommand::kJobsList);
   EXPECT_EQ(jobs->state, "running");

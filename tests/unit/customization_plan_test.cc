@@ -66,16 +66,41 @@ TEST(CustomizationPlan, JsonRoundTrip) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(CustomizationPlan, UefiTargetIsABlockerForNow) {
+TEST(CustomizationPlan, BiosToUefiNeedsRoomForAnEsp) {
+  // The recorded UEFI target has a disk as large as the source's: no room.
   v1::CustomizationPlan p = Plan("bios-ahci-e1000", "uefi-nvme");
   bool found = false;
   for (const auto& b : p.blockers()) {
-    found |= b.find("boot mode") != std::string::npos;
+    found |= b.find("EFI System Partition") != std::string::npos;
   }
   EXPECT_TRUE(found);
+  EXPECT_EQ(p.esp_bytes(), 0u);
   Status s = ValidateCustomizationPlan(p);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.message()), HasSubstr("blockers"));
+}
+
+TEST(CustomizationPlan, BiosToUefiOnALargerDiskCreatesAnEsp) {
+  v1::HardwareProfile target = Shape("uefi-nvme");
+  for (auto& d : *target.mutable_disks()) d.set_size_bytes(3ull << 30);
+  auto diff = ProfileDiff(Shape("bios-ahci-e1000"), target, {});
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  auto p = PlanCustomization(Shape("bios-ahci-e1000"), target, *diff, {});
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->blockers().empty()) << p->blockers(0);
+  EXPECT_EQ(p->esp_bytes(), 128u << 20);
+  EXPECT_EQ(p->target_firmware(), v1::FIRMWARE_MODE_UEFI);
+  EXPECT_TRUE(p->regenerate_boot_config());
+  EXPECT_THAT(p->initramfs_modules(), testing::Contains("nvme"));
+  EXPECT_THAT(RenderCustomizationPlanText(*p), HasSubstr("x86_64-efi"));
+  EXPECT_EQ(ValidateCustomizationPlan(*p), absl::OkStatus());
+  // Secure Boot on the target blocks it.
+  target.mutable_firmware()->set_secure_boot(v1::SECURE_BOOT_ENABLED);
+  diff = ProfileDiff(Shape("bios-ahci-e1000"), target, {});
+  ASSERT_TRUE(diff.ok());
+  p = PlanCustomization(Shape("bios-ahci-e1000"), target, *diff, {});
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->blockers().empty());
 }
 
 TEST(ValidateCustomizationPlan, RefusesHostileOrUnknownPlans) {
@@ -103,6 +128,17 @@ TEST(ValidateCustomizationPlan, RefusesHostileOrUnknownPlans) {
   EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);
   q = p;
   q.set_target_firmware(v1::FIRMWARE_MODE_UEFI);
+  EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);  // no ESP size
+  q.set_esp_bytes(128 << 20);
+  EXPECT_EQ(refused(q), absl::StatusCode::kOk);
+  q.set_esp_bytes(1 << 20);
+  EXPECT_EQ(refused(q), absl::StatusCode::kInvalidArgument);
+  q.set_esp_bytes(128 << 20);
+  q.set_target_disk_bytes(q.source_disk_bytes() + (64 << 20));
+  EXPECT_EQ(refused(q), absl::StatusCode::kInvalidArgument);  // no room
+  q = p;
+  q.set_source_firmware(v1::FIRMWARE_MODE_UEFI);
+  q.set_target_firmware(v1::FIRMWARE_MODE_BIOS);
   EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);
 }
 

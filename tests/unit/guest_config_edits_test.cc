@@ -76,6 +76,24 @@ TEST(RewriteFstab, NothingToDoIsNoChange) {
   EXPECT_EQ(e.text, in);
 }
 
+TEST(AddFstabEntry, AppendsOnceAndKeepsAnExistingMount) {
+  ConfigEdit e = AddFstabEntry("UUID=1 / ext4 defaults 0 1",
+                               "UUID=AB-CD\t/boot/efi\tvfat\tumask=0077\t0\t1",
+                               "/boot/efi", "ESP");
+  EXPECT_EQ(e.text,
+            "UUID=1 / ext4 defaults 0 1\n# ESP\n"
+            "UUID=AB-CD\t/boot/efi\tvfat\tumask=0077\t0\t1\n");
+  EXPECT_TRUE(e.changed());
+  ConfigEdit again = AddFstabEntry(e.text, "UUID=EF-01 /boot/efi vfat x 0 1",
+                                   "/boot/efi", "ESP");
+  EXPECT_FALSE(again.changed());
+  EXPECT_EQ(again.text, e.text);
+  EXPECT_TRUE(AddFstabEntry("# UUID=1 /boot/efi vfat x 0 1\n",
+                            "UUID=2 /boot/efi vfat x 0 1", "/boot/efi", "ESP")
+                  .changed())
+      << "a commented-out mount does not count";
+}
+
 TEST(RewriteCrypttab, SecondField) {
   ConfigEdit e =
       RewriteCrypttab("cryptroot /dev/nvme0n1p3 none luks,discard\n", FakeUuid);
