@@ -39,7 +39,8 @@ if(CAIRN_BUILD_TESTS)
   add_executable(cairn_restore_build_tests
     ${PROJECT_SOURCE_DIR}/tests/unit/guest_config_edits_test.cc
     ${PROJECT_SOURCE_DIR}/tests/unit/customization_plan_test.cc
-    ${PROJECT_SOURCE_DIR}/tests/unit/image_export_test.cc)
+    ${PROJECT_SOURCE_DIR}/tests/unit/image_export_test.cc
+    ${PROJECT_SOURCE_DIR}/tests/unit/derived_image_test.cc)
   target_compile_definitions(cairn_restore_build_tests PRIVATE
     CAIRN_PROFILE_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data/profiles")
   target_link_libraries(cairn_restore_build_tests PRIVATE

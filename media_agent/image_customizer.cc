@@ -851,6 +851,13 @@ class Build {
 
 }  // namespace
 
+bool PlanChangesAnything(const v1::CustomizationPlan& p) {
+  return !p.initramfs_modules().empty() || p.rebuild_initramfs() ||
+         p.stable_device_references() || !p.nic_renames().empty() ||
+         p.target_disk_bytes() > p.source_disk_bytes() || p.esp_bytes() > 0 ||
+         p.regenerate_boot_config() || !p.disable_units().empty();
+}
+
 Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {
   if (plan.format_version() != 1) {
     return absl::InvalidArgumentError(
@@ -964,7 +971,14 @@ StatusOr<CustomizedOverlay> CustomizeImage(
   CustomizedOverlay result;
   result.overlay_path = overlay;
   Status s;
-  {
+  if (!PlanChangesAnything(options.plan)) {
+    // Mounting alone would change the image (superblock times, journal):
+    // a plan with nothing to do leaves the overlay empty, so the result is
+    // the backup, chunk for chunk.
+    v1::CustomizationStepResult* r = result.report.add_steps();
+    r->set_step("nothing");
+    r->set_detail("the plan changes nothing: no appliance was started");
+  } else {
     Build build(options, overlay);
     s = build.Run(&result.report);
   }

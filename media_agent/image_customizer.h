@@ -87,6 +87,10 @@ struct CustomizedOverlay {
   v1::CustomizationReport report;
 };
 
+// False when carrying out `plan` would change nothing (then CustomizeImage
+// starts no appliance and the overlay stays empty).
+bool PlanChangesAnything(const v1::CustomizationPlan& plan);
+
 // Checks a plan without touching an image (the refusals listed above that
 // need no guest). OK when a build may start.
 Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan);
