@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "common/strings.h"
+#include "common/temp_dir.h"
 #include "common/utf8.h"
 
 namespace cairn {
@@ -190,25 +191,19 @@ StatusOr<std::unique_ptr<GuestfsAppliance>> GuestfsAppliance::Launch(
     return absl::InvalidArgumentError(
         "libguestfs: launch_timeout and call_timeout must be positive");
   }
-  const char* t = ::getenv("TMPDIR");
-  std::string base = (t != nullptr && *t != '\0') ? t : "/tmp";
-  std::string tmpl = StrCat(base, "/cairn-guestfs-XXXXXX");
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) {  // mode 0700
-    return ErrnoToStatus(errno, "mkdtemp", tmpl);
-  }
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<TempDir> tmpdir,
+                         TempDir::Create("cairn-guestfs"));
   std::unique_ptr<GuestfsAppliance> a(
-      new GuestfsAppliance(options, buf.data()));
+      new GuestfsAppliance(options, std::move(tmpdir)));
   CAIRN_RETURN_IF_ERROR(a->Start());
   return a;
 }
 
 GuestfsAppliance::GuestfsAppliance(const GuestfsApplianceOptions& options,
-                                   std::string tmpdir)
+                                   std::unique_ptr<TempDir> tmpdir)
     : options_(options),
-      tmpdir_(tmpdir),
-      watchdog_(std::make_unique<ApplianceWatchdog>(std::move(tmpdir))) {}
+      tmpdir_(std::move(tmpdir)),
+      watchdog_(std::make_unique<ApplianceWatchdog>(tmpdir_->path())) {}
 
 GuestfsAppliance::~GuestfsAppliance() {
   if (g_ != nullptr) {
@@ -220,8 +215,6 @@ GuestfsAppliance::~GuestfsAppliance() {
     g_ = nullptr;
   }
   watchdog_.reset();
-  std::error_code ec;
-  std::filesystem::remove_all(tmpdir_, ec);
 }
 
 pid_t GuestfsAppliance::pid() const {
@@ -303,7 +296,7 @@ Status GuestfsAppliance::Start() {
       return Fail("selecting TCG (no usable /dev/kvm)");
     }
   }
-  if (guestfs_set_tmpdir(g_, tmpdir_.c_str()) == -1) {
+  if (guestfs_set_tmpdir(g_, tmpdir_->path().c_str()) == -1) {
     return Fail("setting the temporary directory");
   }
   if (options_.memsize_mib > 0 &&

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/temp_dir.h"
 
 typedef struct guestfs_h guestfs_h;
 
@@ -87,7 +88,7 @@ class GuestfsAppliance {
   guestfs_h* g() const { return g_; }
   // qemu's process id; -1 once the appliance is gone.
   pid_t pid() const;
-  const std::string& tmpdir() const { return tmpdir_; }
+  const std::string& tmpdir() const { return tmpdir_->path(); }
 
   // Runs `call` (one appliance call) under the watchdog with the default
   // call timeout, or `timeout` when it is positive.
@@ -128,12 +129,13 @@ class GuestfsAppliance {
     GuestfsAppliance* a_;
   };
 
-  GuestfsAppliance(const GuestfsApplianceOptions& options, std::string tmpdir);
+  GuestfsAppliance(const GuestfsApplianceOptions& options,
+                   std::unique_ptr<TempDir> tmpdir);
   Status Start();
   Status Fail(std::string_view what) const;
 
   const GuestfsApplianceOptions options_;
-  const std::string tmpdir_;
+  const std::unique_ptr<TempDir> tmpdir_;  // removed last
   std::unique_ptr<ApplianceWatchdog> watchdog_;
   guestfs_h* g_ = nullptr;
   bool shut_down_ = false;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "common/temp_dir.h"
 #include "media_agent/image_customizer.h"
 #include "media_agent/key_handover.h"
 #include "media_agent/nbd_export.h"
@@ -19,34 +20,6 @@ using Clock = std::chrono::steady_clock;
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
-
-// A private directory (mode 0700), removed with everything in it.
-class WorkDir {
- public:
-  static StatusOr<std::unique_ptr<WorkDir>> Create(const std::string& parent) {
-    std::string base = parent;
-    if (base.empty()) {
-      const char* t = ::getenv("TMPDIR");
-      base = (t != nullptr && *t != '\0') ? t : "/tmp";
-    }
-    std::string tmpl = StrCat(base, "/cairn-restore-build-XXXXXX");
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) {
-      return ErrnoToStatus(errno, "mkdtemp", tmpl);
-    }
-    return std::unique_ptr<WorkDir>(new WorkDir(buf.data()));
-  }
-  ~WorkDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  explicit WorkDir(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
 
 }  // namespace
 
@@ -73,8 +46,9 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
   };
 
   RestoreBuildResult result;
-  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<WorkDir> work,
-                         WorkDir::Create(options.work_parent));
+  CAIRN_ASSIGN_OR_RETURN(
+      std::unique_ptr<TempDir> work,
+      TempDir::Create("cairn-restore-build", options.work_parent));
 
   progress("export", 0, 0);
   auto export_start = Clock::now();
