@@ -13,8 +13,8 @@
 //   cairn-profile show FILE [--json] [--full]
 //
 // Exit codes are common/cli.h's: 0 ok (for diff: a plan with no blockers),
-// 1 diff (or plan) found blockers, 2 usage or invalid input, 3 not found, 4 damaged
-// data, 5 precondition, 10 internal.
+// 1 diff (or plan) found blockers, 2 usage or invalid input, 3 not found, 4
+// damaged data, 5 precondition, 10 internal.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>

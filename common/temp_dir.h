@@ -21,8 +21,8 @@ class TempDir {
   // Creates PARENT/PREFIX-XXXXXX. `parent` empty: $TMPDIR, else /tmp. Errors:
   // mkdtemp's, as ErrnoToStatus names them (NotFound for a missing parent,
   // PermissionDenied, ...).
-  static StatusOr<std::unique_ptr<TempDir>> Create(std::string_view prefix,
-                                                   const std::string& parent = "");
+  static StatusOr<std::unique_ptr<TempDir>> Create(
+      std::string_view prefix, const std::string& parent = "");
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -25,8 +25,8 @@
 
 #include "common/cli.h"
 #include "common/coding.h"
-#include "common/logging.h"
 #include "common/env.h"
+#include "common/logging.h"
 #include "common/progress.h"
 #include "media_agent/consolidator.h"
 #include "media_agent/garbage_collector.h"
@@ -35,9 +35,9 @@
 #include "media_agent/media_server.h"
 #include "media_agent/repository.h"
 #include "media_agent/restore_builder.h"
-#include "server/customization_plan.h"
 #include "media_agent/retention.h"
 #include "media_agent/verifier.h"
+#include "server/customization_plan.h"
 
 namespace cairn {
 namespace {
@@ -559,7 +559,8 @@ int main(int argc, char** argv) {
     uint64_t reported = 0;
     rb.progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
       if (phase == "commit" && total > 0) {
-        if (counter == nullptr) counter = std::make_unique<ProgressCounter>(total);
+        if (counter == nullptr)
+          counter = std::make_unique<ProgressCounter>(total);
         counter->Add(done - reported);
         reported = done;
         if (!c.json) printer.Update(counter->Snapshot());
@@ -572,8 +573,9 @@ int main(int argc, char** argv) {
     if (!r.ok()) return cli::ReportError(r.status(), c.json);
     json steps = json::array();
     for (const auto& st : r->report.steps()) {
-      steps.push_back(
-          {{"step", st.step()}, {"detail", st.detail()}, {"seconds", st.seconds()}});
+      steps.push_back({{"step", st.step()},
+                       {"detail", st.detail()},
+                       {"seconds", st.seconds()}});
       if (!c.json) {
         std::cout << "  " << st.step() << ": " << st.detail() << "\n";
       }
@@ -586,29 +588,28 @@ int main(int argc, char** argv) {
                 << st.chunks_new << " new (" << st.new_stored_bytes
                 << " bytes stored)\n";
     }
-    return Finish(
-        json{{"image_id", r->manifest.backup_id},
-             {"backup_id", rb.backup_id},
-             {"image_size", st.image_size},
-             {"chunks", st.chunks},
-             {"chunks_reused", st.chunks_reused},
-             {"chunks_read", st.chunks_read},
-             {"chunks_new", st.chunks_new},
-             {"chunks_zero", st.chunks_zero},
-             {"new_stored_bytes", st.new_stored_bytes},
-             {"steps", steps},
-             {"changed_files", std::vector<std::string>(
-                                   r->report.changed_files().begin(),
-                                   r->report.changed_files().end())},
-             {"seconds",
-              {{"export", r->export_seconds},
-               {"launch", r->report.launch_seconds()},
-               {"edits", r->report.edit_seconds()},
-               {"initramfs", r->report.initramfs_seconds()},
-               {"shutdown", r->report.shutdown_seconds()},
-               {"customize", r->customize_seconds},
-               {"commit", r->commit_seconds}}}},
-        c.json);
+    return Finish(json{{"image_id", r->manifest.backup_id},
+                       {"backup_id", rb.backup_id},
+                       {"image_size", st.image_size},
+                       {"chunks", st.chunks},
+                       {"chunks_reused", st.chunks_reused},
+                       {"chunks_read", st.chunks_read},
+                       {"chunks_new", st.chunks_new},
+                       {"chunks_zero", st.chunks_zero},
+                       {"new_stored_bytes", st.new_stored_bytes},
+                       {"steps", steps},
+                       {"changed_files", std::vector<std::string>(
+                                             r->report.changed_files().begin(),
+                                             r->report.changed_files().end())},
+                       {"seconds",
+                        {{"export", r->export_seconds},
+                         {"launch", r->report.launch_seconds()},
+                         {"edits", r->report.edit_seconds()},
+                         {"initramfs", r->report.initramfs_seconds()},
+                         {"shutdown", r->report.shutdown_seconds()},
+                         {"customize", r->customize_seconds},
+                         {"commit", r->commit_seconds}}}},
+                  c.json);
   }
   if (export_cmd->parsed()) return RunExport(*repo, ex, ex_key, c.json);
   if (consolidate->parsed()) {
