@@ -183,6 +183,25 @@ int RunPlan(const Args& a) {
   return plan->blockers().empty() ? 0 : 1;
 }
 
+// The options `diff` and `plan` share: the two profiles, --json and the
+// diff's choices.
+void AddDiffOptions(CLI::App* cmd, Args* a) {
+  cmd->add_option("--source", a->source, "Source profile file")->required();
+  cmd->add_option("--target", a->target, "Target profile file")->required();
+  cmd->add_flag("--json", a->json, "JSON output");
+  cmd->add_option("--nic-map", a->nic_map,
+                  "Pair a source NIC with a target NIC: OLD=NEW, names or "
+                  "MACs (repeatable); others are paired in PCI order");
+  cmd->add_option("--source-modules", a->source_modules,
+                  "Match modules with libkmod in this module directory "
+                  "instead of the indices recorded in the source profile");
+  cmd->add_option("--source-kernel", a->source_kernel,
+                  "The source kernel version the restored system boots");
+  cmd->add_option("--resolve-conflicts", a->resolve,
+                  "Explicit choice for devices the source kernel cannot "
+                  "drive: use-template-kernel or proceed-without-driver");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -224,28 +243,14 @@ int main(int argc, char** argv) {
       "diff",
       "Compare a source profile (the backed-up machine) with a "
       "target profile and print the restore plan");
-  diff->add_option("--source", a.source, "Source profile file")->required();
-  diff->add_option("--target", a.target, "Target profile file")->required();
-  diff->add_flag("--json", a.json, "JSON output");
-  diff->add_option("--nic-map", a.nic_map,
-                   "Pair a source NIC with a target NIC: OLD=NEW, names or "
-                   "MACs (repeatable); others are paired in PCI order");
-  diff->add_option("--source-modules", a.source_modules,
-                   "Match modules with libkmod in this module directory "
-                   "instead of the indices recorded in the source profile");
-  diff->add_option("--source-kernel", a.source_kernel,
-                   "The source kernel version the restored system boots");
-  diff->add_option("--resolve-conflicts", a.resolve,
-                   "Explicit choice for devices the source kernel cannot "
-                   "drive: use-template-kernel or proceed-without-driver");
+  AddDiffOptions(diff, &a);
 
   CLI::App* plan = app.add_subcommand(
       "plan",
       "Diff two profiles and print the restore build plan: the exact "
       "changes that make the source's image boot on the target "
       "(docs/restore-build.md)");
-  plan->add_option("--source", a.source, "Source profile file")->required();
-  plan->add_option("--target", a.target, "Target profile file")->required();
+  AddDiffOptions(plan, &a);
   plan->add_option("--backup", a.backup, "The backup the plan is for");
   plan->add_option("--target-name", a.target_name,
                    "Name of the target in the plan (default: "
@@ -254,15 +259,6 @@ int main(int argc, char** argv) {
                  "Disable guest tools for a hypervisor the target is not");
   plan->add_option("--out", a.out,
                    "Write the plan (JSON) for `cairn-media restore build`");
-  plan->add_flag("--json", a.json, "JSON output");
-  plan->add_option("--nic-map", a.nic_map,
-                   "Pair a source NIC with a target NIC: OLD=NEW (repeatable)");
-  plan->add_option("--source-modules", a.source_modules,
-                   "Match modules with libkmod in this module directory");
-  plan->add_option("--source-kernel", a.source_kernel,
-                   "The source kernel version the restored system boots");
-  plan->add_option("--resolve-conflicts", a.resolve,
-                   "use-template-kernel or proceed-without-driver");
 
   CLI::App* show = app.add_subcommand("show", "Print a profile file");
   show->add_option("FILE", a.file, "Profile file")->required();

@@ -149,10 +149,23 @@ wait_for_temp() {
   done
   fail "no temporary file for $1 appeared"
 }
+# wait_for_data NAME: the temporary file holds more than 1 MiB, so qemu-img
+# is mid-way through the copy (the export still runs).
+wait_for_data() {
+  local tmp size
+  for _ in $(seq 600); do
+    tmp=$(compgen -G "out/.$1.cairn-export-*" | head -1 || true)
+    size=$( [ -n "$tmp" ] && stat -c %s "$tmp" 2>/dev/null || echo 0)
+    [ "$size" -gt $((1 << 20)) ] && return 0
+    kill -0 "$BG_PID" 2>/dev/null || fail "export of $1 ended early"
+    sleep 0.1
+  done
+  fail "the export of $1 wrote no data within 60 s"
+}
 "${EXPORT[@]}" --format vmdk --out out/term.vmdk > term.out 2>&1 &
 BG_PID=$!
 wait_for_temp term.vmdk
-sleep 1
+wait_for_data term.vmdk
 kill -TERM "$BG_PID"
 set +e; wait "$BG_PID"; rc=$?; set -e
 BG_PID=""
@@ -165,7 +178,7 @@ ok "SIGTERM during an export: exit 143, no file, no temporary file, no process"
 "${EXPORT[@]}" --format qcow2 --out out/kill.qcow2 > kill.out 2>&1 &
 BG_PID=$!
 wait_for_temp kill.qcow2
-sleep 1
+wait_for_data kill.qcow2
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null || true
 BG_PID=""
