@@ -13,6 +13,16 @@ namespace {
 // A JSON string is a valid YAML double-quoted scalar.
 std::string Quote(const std::string& s) { return nlohmann::json(s).dump(); }
 
+// A YAML flow sequence of double-quoted scalars.
+std::string QuoteList(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += Quote(v[i]);
+  }
+  return out + "]";
+}
+
 StatusOr<std::chrono::seconds> GetSeconds(ConfigReader* config,
                                           std::string_view key,
                                           std::chrono::seconds fallback) {
@@ -34,7 +44,12 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
                 "reconnect_max_seconds: ", c.reconnect_max_delay.count(), "\n",
                 "progress_seconds: ", c.progress_interval.count(), "\n",
                 "threads: ", c.threads, "\n",
-                "profile_root: ", Quote(c.profile_root), "\n");
+                "profile_root: ", Quote(c.profile_root), "\n",
+                // Absent when empty, so an operator adds it by hand.
+                c.reboot_command.empty()
+                    ? std::string()
+                    : StrCat("reboot_command: ", QuoteList(c.reboot_command),
+                             "\n"));
 }
 
 StatusOr<AgentConfig> ParseAgentConfig(std::string_view text,
@@ -61,6 +76,14 @@ StatusOr<AgentConfig> ParseAgentConfig(std::string_view text,
   c.threads = static_cast<int>(threads);
   CAIRN_ASSIGN_OR_RETURN(c.profile_root,
                          config.GetString("profile_root", c.profile_root));
+  CAIRN_ASSIGN_OR_RETURN(c.reboot_command,
+                         config.GetStringList("reboot_command"));
+  if (!c.reboot_command.empty() &&
+      (c.reboot_command[0].empty() || c.reboot_command[0][0] != '/')) {
+    return config.ErrorAt("reboot_command",
+                          "the program (first element) must be an absolute "
+                          "path, e.g. [\"/sbin/reboot\"]");
+  }
   CAIRN_RETURN_IF_ERROR(config.Finish());
   if (c.server.empty()) {
     return absl::InvalidArgumentError(

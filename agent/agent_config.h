@@ -12,6 +12,10 @@
 //   profile_root: "/"                   # where the hardware profile is read
 //                                       # (/sys, /proc, /etc, /boot, /lib);
 //                                       # "" sends no profile
+//   reboot_command: ["/sbin/reboot"]    # argv run after a restore started
+//                                       # with --reboot succeeded; absolute
+//                                       # program path; default [] = this
+//                                       # agent refuses --reboot
 //
 // Unknown keys are errors (typos do not pass silently).
 //
@@ -22,6 +26,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -38,6 +43,8 @@ struct AgentConfig {
   std::chrono::seconds progress_interval{2};
   int threads = 0;
   std::string profile_root = "/";
+  // Empty: rebooting after a restore is not allowed.
+  std::vector<std::string> reboot_command;
 };
 
 // The YAML text for `config` (only the keys above).

@@ -64,6 +64,7 @@ Status RunAgentDaemon(const AgentDaemonOptions& options) {
   runner_options.source_name = config.identity;
   runner_options.threads = config.threads;
   runner_options.progress_interval = config.progress_interval;
+  runner_options.reboot_command = config.reboot_command;
   JobRunner runner(&connector, &client, runner_options);
 
   spdlog::info("cairn-agent {} ({}) serving {}", config.identity,

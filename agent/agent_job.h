@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace cairn {
 
@@ -34,6 +35,12 @@ struct RestoreJob {
   std::string backup_id;
   std::string target_path;  // file or block device
   MediaSessionSpec media;
+  // agent/image_restore.h: write only chunks not already in place; re-read
+  // and check the target after writing; after success is reported, run the
+  // agent's configured reboot_command (refused if it has none).
+  bool resume = false;
+  bool verify = true;
+  bool reboot = false;
 };
 
 // Files of a backup restored onto this machine (agent/file_restore.h).
@@ -73,6 +80,12 @@ struct JobOutcome {
   uint64_t chunks_new = 0;
   uint64_t chunks_deduplicated = 0;
   std::string commit_receipt;  // backup jobs: from the media agent
+  // Restore jobs reuse the counters: chunks_new = chunks written,
+  // chunks_deduplicated = chunks already in place (resume), new_stored_bytes
+  // = bytes written.
+  // Restore jobs with `reboot`: the argv to start (detached) once this
+  // outcome has been handed to the reporter; empty: nothing to run.
+  std::vector<std::string> run_after_report;
 };
 
 }  // namespace cairn

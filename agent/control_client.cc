@@ -52,6 +52,9 @@ AgentJob RestoreJobFromProto(const v1::RestoreCommand& c) {
   job.backup_id = c.backup_id();
   job.target_path = c.target_path();
   job.media = MediaFromProto(c.media());
+  job.resume = c.resume();
+  job.verify = c.verify();
+  job.reboot = c.reboot();
   return job;
 }
 

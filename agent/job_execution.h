@@ -10,7 +10,12 @@
 // pipeline through a CancellableChunkSink. The media agent commits the
 // manifest last, so a failed or cancelled backup leaves no backup behind.
 // Restore: reads the backup through an ImageReader over the media agent
-// (through a CancellableChunkSource) and writes it to the target.
+// (through a CancellableChunkSource) and writes it to the target
+// (agent/image_restore.h: resume, verify). A restore with `reboot` fails
+// with FailedPrecondition before anything is opened or written when the
+// context has no reboot command; on success its outcome carries the command
+// in `run_after_report` for the runner to start (StartDetached) once the
+// result is reported.
 // File restore: reads files through the media agent's browse service
 // (MediaConnector::ConnectFiles) and writes them with a FileRestorer
 // (agent/file_restore.h), which checks the flag between entries and pieces.
@@ -22,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/agent_job.h"
 #include "agent/cancellation.h"
@@ -37,6 +43,9 @@ struct JobContext {
   std::function<void(std::shared_ptr<const ProgressCounter>)> on_started;
   std::string source_name;  // recorded in backup manifests (the client id)
   int threads = 0;          // pipeline workers; 0: one per core
+  // The agent's reboot_command (agent/agent_config.h); empty: restores with
+  // `reboot` are refused.
+  std::vector<std::string> reboot_command;
 };
 
 // Never fails as a call: every error becomes a JobOutcome with ok false and
@@ -51,6 +60,11 @@ JobOutcome ExecuteFileRestoreJob(const FileRestoreJob& job,
                                  const JobContext& context);
 JobOutcome ExecuteJob(const AgentJob& job, MediaConnector* connector,
                       const JobContext& context);
+
+// Starts `argv` (argv[0] an absolute path) detached - in its own session,
+// stdin/stdout/stderr on /dev/null, reparented to init - and returns without
+// waiting for it. An error if it could not be started (exec failed).
+Status StartDetached(const std::vector<std::string>& argv);
 
 }  // namespace cairn
 

@@ -1,8 +1,12 @@
 #include "agent/job_runner.h"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
+#include "absl/strings/str_join.h"
 #include "agent/job_execution.h"
+#include "common/strings.h"
 
 namespace cairn {
 
@@ -129,6 +133,7 @@ void JobRunner::WorkerLoop() {
     context.cancel = entry.cancel.get();
     context.source_name = options_.source_name;
     context.threads = options_.threads;
+    context.reboot_command = options_.reboot_command;
     context.on_started = [this](std::shared_ptr<const ProgressCounter> c) {
       std::lock_guard<std::mutex> lock(mu_);
       running_progress_ = std::move(c);
@@ -145,6 +150,15 @@ void JobRunner::WorkerLoop() {
       reporter_->ReportResult(outcome);
     }
     cv_.notify_all();
+    if (outcome.ok && !outcome.run_after_report.empty()) {
+      // A reboot: the result is on its way to the server first.
+      spdlog::warn("job {}: rebooting: starting {}", outcome.job_id,
+                   absl::StrJoin(outcome.run_after_report, " "));
+      if (Status s = StartDetached(outcome.run_after_report); !s.ok()) {
+        spdlog::error("job {}: the reboot command failed to start: {}",
+                      outcome.job_id, ToStd(s.message()));
+      }
+    }
   }
 }
 

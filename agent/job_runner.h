@@ -48,6 +48,9 @@ struct JobRunnerOptions {
   std::string source_name;  // recorded in backup manifests (the client id)
   int threads = 0;          // pipeline workers per job; 0: one per core
   std::chrono::milliseconds progress_interval{1000};
+  // The agent's reboot_command; a restore job with `reboot` needs it. The
+  // runner starts it (detached) after the job's ok result was reported.
+  std::vector<std::string> reboot_command;
 };
 
 class JobRunner {

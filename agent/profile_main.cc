@@ -9,6 +9,8 @@
 //                      [--source-kernel VERSION] [--resolve-conflicts CHOICE]
 //   cairn-profile plan --source FILE --target FILE [--backup ID]
 //                      [--target-name NAME] [--drop-guest-tools]
+//                      [--template-profile FILE --template-image ID
+//                       [--template-name NAME]]
 //                      [--out PLAN.json] [--json] (and diff's options)
 //   cairn-profile show FILE [--json] [--full]
 //
@@ -46,6 +48,7 @@ struct Args {
   std::string source_modules, source_kernel, resolve;
   std::string backup, target_name;
   bool drop_guest_tools = false;
+  std::string template_profile, template_image, template_name;
 };
 
 int Fail(const Status& s, bool json) {
@@ -164,6 +167,24 @@ int RunPlan(const Args& a) {
                  ? cairn::StrCat("profile:", o.target_profile_sha256)
                  : a.target_name;
   o.drop_guest_tools = a.drop_guest_tools;
+  cairn::v1::HardwareProfile template_profile;
+  if (a.template_profile.empty() != a.template_image.empty() ||
+      (!a.template_name.empty() && a.template_profile.empty())) {
+    return Fail(absl::InvalidArgumentError(
+                    "a boot template is given by --template-profile FILE and "
+                    "--template-image ID together (--template-name only "
+                    "with them)"),
+                a.json);
+  }
+  if (!a.template_profile.empty()) {
+    auto t = cairn::ReadHardwareProfileFile(a.template_profile);
+    if (!t.ok()) return Fail(t.status(), a.json);
+    template_profile = *std::move(t);
+    o.template_profile = &template_profile;
+    o.template_image_id = a.template_image;
+    o.template_name = a.template_name;
+    o.template_profile_sha256 = cairn::ProfileSha256Hex(template_profile);
+  }
   auto plan = cairn::PlanCustomization(d->source, d->target, d->plan, o);
   if (!plan.ok()) return Fail(plan.status(), a.json);
   auto j = cairn::CustomizationPlanToJson(*plan);
@@ -197,7 +218,7 @@ void AddDiffOptions(CLI::App* cmd, Args* a) {
                   "instead of the indices recorded in the source profile");
   cmd->add_option("--source-kernel", a->source_kernel,
                   "The source kernel version the restored system boots");
-  cmd->add_option("--resolve-conflicts", a->resolve,
+  cmd->add_option("--resolve-conflicts,--conflict-choice", a->resolve,
                   "Explicit choice for devices the source kernel cannot "
                   "drive: use-template-kernel or proceed-without-driver");
 }
@@ -259,6 +280,15 @@ int main(int argc, char** argv) {
                  "Disable guest tools for a hypervisor the target is not");
   plan->add_option("--out", a.out,
                    "Write the plan (JSON) for `cairn-media restore build`");
+  plan->add_option("--template-profile", a.template_profile,
+                   "Boot template's hardware profile (`collect --image`): "
+                   "its kernel is booted for devices the source kernel "
+                   "cannot drive, when --conflict-choice use-template-kernel");
+  plan->add_option("--template-image", a.template_image,
+                   "The boot template's image id in the media agent's store "
+                   "(with --template-profile)");
+  plan->add_option("--template-name", a.template_name,
+                   "The boot template's catalog name (shown in the plan)");
 
   CLI::App* show = app.add_subcommand("show", "Print a profile file");
   show->add_option("FILE", a.file, "Profile file")->required();

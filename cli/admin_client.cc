@@ -232,4 +232,20 @@ Status AdminClient::WatchJob(
   return FromGrpc(reader->Finish(), "WatchJob");
 }
 
+Status AdminClient::ExportImage(
+    const v1::ExportImageRequest& req,
+    const std::function<Status(const v1::ExportImageChunk&)>& on_chunk) {
+  grpc::ClientContext ctx;  // no deadline: see the header
+  auto reader = stub_->ExportImage(&ctx, req);
+  v1::ExportImageChunk chunk;
+  Status handled;
+  while (handled.ok() && reader->Read(&chunk)) handled = on_chunk(chunk);
+  if (!handled.ok()) {
+    ctx.TryCancel();
+    reader->Finish().ok();  // the cancellation's own status is not news
+    return handled;
+  }
+  return FromGrpc(reader->Finish(), "ExportImage");
+}
+
 }  // namespace cairn::ctl

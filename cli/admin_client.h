@@ -56,16 +56,58 @@ class AdminClient {
       const v1::DiffProfilesRequest& request);
   StatusOr<v1::OpenBrowseResponse> OpenBrowse(
       const std::vector<std::string>& backup_ids);
+  StatusOr<v1::StartRestoreBuildResponse> StartRestoreBuild(
+      const v1::StartRestoreBuildRequest& request) {
+    return Unary(&v1::Admin::Stub::StartRestoreBuild, request,
+                 "StartRestoreBuild");
+  }
+  StatusOr<v1::TemplateInfo> ImportTemplate(
+      const v1::ImportTemplateRequest& request) {
+    return Unary(&v1::Admin::Stub::ImportTemplate, request, "ImportTemplate");
+  }
+  StatusOr<v1::ListTemplatesResponse> ListTemplates() {
+    return Unary(&v1::Admin::Stub::ListTemplates, v1::ListTemplatesRequest(),
+                 "ListTemplates");
+  }
+  StatusOr<v1::TemplateInfo> GetTemplate(const std::string& name) {
+    v1::GetTemplateRequest req;
+    req.set_name(name);
+    return Unary(&v1::Admin::Stub::GetTemplate, req, "GetTemplate");
+  }
+  Status DeleteTemplate(const std::string& name) {
+    v1::DeleteTemplateRequest req;
+    req.set_name(name);
+    return Unary(&v1::Admin::Stub::DeleteTemplate, req, "DeleteTemplate")
+        .status();
+  }
   // Calls `on_update` with each state of the job as the server streams it;
   // returns when the stream ends (OK) or fails.
   Status WatchJob(uint64_t job_id,
                   const std::function<void(const v1::JobInfo&)>& on_update);
+  // Admin.ExportImage: calls `on_chunk` with each message; an error from it
+  // cancels the call and is returned. No deadline (a conversion takes as
+  // long as it takes).
+  Status ExportImage(
+      const v1::ExportImageRequest& request,
+      const std::function<Status(const v1::ExportImageChunk&)>& on_chunk);
 
  private:
   AdminClient(std::shared_ptr<grpc::Channel> channel, std::string server,
               std::chrono::milliseconds timeout);
   void Prepare(grpc::ClientContext* ctx) const;
   Status FromGrpc(const grpc::Status& s, std::string_view what) const;
+  // One unary call with the deadline and error mapping of every call.
+  template <typename Request, typename Response>
+  StatusOr<Response> Unary(grpc::Status (v1::Admin::Stub::*method)(
+                               grpc::ClientContext*, const Request&, Response*),
+                           const Request& request, std::string_view what) {
+    Response response;
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    CAIRN_RETURN_IF_ERROR(
+        FromGrpc((stub_.get()->*method)(&ctx, request, &response), what));
+    return response;
+  }
 
   std::unique_ptr<v1::Admin::Stub> stub_;
   const std::string server_;

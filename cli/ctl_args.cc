@@ -41,6 +41,9 @@ void AddDiffTargetOptions(CLI::App* cmd, CtlInvocation* inv) {
   cmd->add_option("--conflict-choice", inv->conflict_choice,
                   "For devices the source kernel cannot drive: "
                   "use-template-kernel or proceed-without-driver");
+  cmd->add_option("--template", inv->template_name,
+                  "The boot template whose kernel use-template-kernel "
+                  "installs (cairnctl template list)");
 }
 
 }  // namespace
@@ -131,6 +134,15 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
   rstart->add_flag("--wait", inv->wait,
                    "Watch the job to its end (progress on stderr); exit 1 if "
                    "it fails");
+  rstart->add_flag("--resume", inv->resume,
+                   "Continue an interrupted restore: keep the target and "
+                   "write only the chunks it does not already hold");
+  rstart->add_flag("--no-verify", inv->no_verify,
+                   "Do not re-read the target after writing to check every "
+                   "chunk (verification is on by default)");
+  rstart->add_flag("--reboot", inv->reboot,
+                   "After success, the target's agent runs its configured "
+                   "reboot_command (refused before writing if it has none)");
   CLI::App* rplan = Leaf(
       restore, "plan",
       "The restore build plan for a backup on other hardware: the profile "
@@ -144,6 +156,62 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
   rplan->add_option("--out", inv->out,
                     "Also write the plan (JSON) for `cairn-media restore "
                     "build --plan`");
+  CLI::App* rbuild = Leaf(
+      restore, "build",
+      "Build the customized bootable image of a backup for a target (the "
+      "plan of `restore plan`) on the media agent holding it; an identical "
+      "earlier build is reused. Deliver it with `restore start --backup "
+      "IMAGE`",
+      inv, CtlCommand::kRestoreBuild);
+  rbuild->add_option("--backup", inv->backup, "Backup to customize")
+      ->required();
+  AddDiffTargetOptions(rbuild, inv);
+  rbuild->add_flag("--drop-guest-tools", inv->drop_guest_tools,
+                   "Disable guest tools for a hypervisor the target is not");
+  rbuild->add_flag("--rebuild", inv->rebuild,
+                   "Build again even if an identical build exists");
+  rbuild->add_flag("--wait", inv->wait,
+                   "Wait for the build, showing its phase and progress");
+
+  // export
+  CLI::App* exp = Leaf(
+      app, "export",
+      "Export an image (a backup or a customized image) as a hypervisor "
+      "disk: converted on the server, received into a local file",
+      inv, CtlCommand::kExport);
+  exp->add_option("--backup", inv->backup, "The image to export")->required();
+  exp->add_option("--format", inv->format, "raw, qcow2, vmdk or vhdx")
+      ->required()
+      ->check(CLI::IsMember({"raw", "qcow2", "vmdk", "vhdx"}));
+  exp->add_option("--out", inv->out, "The disk file to write")->required();
+  exp->add_flag("--force", inv->force, "Replace an existing --out file");
+  exp->add_flag("--quiet", inv->quiet, "No progress lines");
+
+  // template
+  CLI::App* tmpl = app->add_subcommand(
+      "template",
+      "Generic boot templates: images whose kernel a restore build may use");
+  tmpl->require_subcommand(1);
+  CLI::App* timport =
+      Leaf(tmpl, "import",
+           "Make an image of the catalog (a backup of a reference machine "
+           "with a stock kernel) a boot template",
+           inv, CtlCommand::kTemplateImport);
+  timport->add_option("--name", inv->template_name, "Template name")
+      ->required();
+  timport->add_option("--from-backup", inv->backup,
+                      "The image (a backup with a recorded profile)")
+      ->required();
+  timport->add_option("--description", inv->description, "Free text");
+  Leaf(tmpl, "list", "List boot templates", inv, CtlCommand::kTemplateList);
+  Leaf(tmpl, "show", "Show one boot template", inv, CtlCommand::kTemplateShow)
+      ->add_option("name", inv->id, "Template name")
+      ->required();
+  Leaf(tmpl, "delete",
+       "Delete a boot template (its image stays in the catalog)", inv,
+       CtlCommand::kTemplateDelete)
+      ->add_option("name", inv->id, "Template name")
+      ->required();
 
   // jobs
   CLI::App* jobs = app->add_subcommand("jobs", "Backup and restore jobs");
@@ -361,11 +429,19 @@ Status ValidateInvocation(const CtlInvocation& inv) {
       break;
     case CtlCommand::kProfileDiff:
     case CtlCommand::kRestorePlan:
+    case CtlCommand::kRestoreBuild:
       if (inv.client.empty() == inv.target_file.empty()) {
+        return absl::InvalidArgumentError(StrCat(
+            inv.command == CtlCommand::kProfileDiff  ? "profile diff"
+            : inv.command == CtlCommand::kRestorePlan ? "restore plan"
+                                                      : "restore build",
+            " needs --target CLIENT or --target-file FILE"));
+      }
+      if (!inv.template_name.empty() &&
+          inv.conflict_choice != "use-template-kernel") {
         return absl::InvalidArgumentError(
-            StrCat(inv.command == CtlCommand::kProfileDiff ? "profile diff"
-                                                           : "restore plan",
-                   " needs --target CLIENT or --target-file FILE"));
+            "--template is used only with --conflict-choice "
+            "use-template-kernel");
       }
       if (!inv.conflict_choice.empty() &&
           inv.conflict_choice != "use-template-kernel" &&

@@ -8,10 +8,18 @@
 //     backup start --client ID --source PATH [--incremental] [--wait]
 //     backups list [--client ID] | show ID
 //     restore start --backup ID --target PATH [--client ID] [--wait]
+//                   [--resume] [--no-verify] [--reboot]
 //     jobs list [--client ID] [--state S] | watch ID | cancel ID
 //     profile show CLIENT [--at BACKUP] [--full] [--out FILE] | refresh CLIENT
 //     profile diff --source BACKUP (--target CLIENT | --target-file FILE)
-//                  [--nic-map SRC=DST]... [--conflict-choice C]
+//                  [--nic-map SRC=DST]... [--conflict-choice C] [--template T]
+//     restore plan --backup ID (--target CLIENT | --target-file FILE)
+//                  [diff options] [--drop-guest-tools] [--out FILE]
+//     restore build --backup ID (--target CLIENT | --target-file FILE)
+//                   [diff options] [--drop-guest-tools] [--rebuild] [--wait]
+//     template import --name N --from-backup ID [--description D] |
+//              list | show NAME | delete NAME
+//     export --backup ID --format raw|qcow2|vmdk|vhdx --out FILE [--force]
 //     browse ls BACKUP[:PARTITION]:/path | find BACKUP PATTERN |
 //            search CLIENT PATTERN |
 //            get BACKUP[:PARTITION]:/path [--to L | --to-agent C:/P [--wait]] |
@@ -54,6 +62,12 @@ enum class CtlCommand {
   kProfileRefresh,
   kProfileDiff,
   kRestorePlan,
+  kRestoreBuild,
+  kTemplateImport,
+  kTemplateList,
+  kTemplateShow,
+  kTemplateDelete,
+  kExport,
   kBrowseLs,
   kBrowseFind,
   kBrowseSearch,
@@ -79,6 +93,9 @@ struct CtlInvocation {
   std::string state;   // jobs list
   bool incremental = false;  // backup start
   bool wait = false;  // backup start, restore start, browse get --to-agent
+  bool resume = false;     // restore start
+  bool no_verify = false;  // restore start
+  bool reboot = false;     // restore start
   // profile show / diff
   std::string at_backup;             // show --at
   bool full = false;                 // show --full: module indices in the JSON
@@ -87,6 +104,11 @@ struct CtlInvocation {
   std::vector<std::string> nic_map;  // diff --nic-map
   std::string conflict_choice;       // diff --conflict-choice
   bool drop_guest_tools = false;     // restore plan --drop-guest-tools
+  std::string template_name;  // diff/plan/build --template; template import --name
+  std::string description;    // template import
+  std::string format;         // export
+  bool force = false;         // export: replace --out
+  bool quiet = false;         // export: no progress lines
   // browse (cli/browse_commands.h); `id` holds BACKUP[:PARTITION]:/path for
   // ls and get, `backup` the backup of find and catalogue, `client` the
   // client of search.
@@ -95,7 +117,7 @@ struct CtlInvocation {
   uint32_t limit = 0;                 // find, search --limit (0: 1000)
   std::string to;                     // get --to
   std::string to_agent;               // get --to-agent CLIENT:/path
-  bool rebuild = false;               // catalogue --rebuild
+  bool rebuild = false;  // catalogue --rebuild, restore build --rebuild
 };
 
 // Defines every command and flag on `app`, writing into `*inv` (which must

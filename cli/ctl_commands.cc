@@ -4,6 +4,7 @@
 
 #include "cli/browse_commands.h"
 #include "cli/ctl_output.h"
+#include "cli/export_command.h"
 #include "cli/job_watch.h"
 #include "common/cli.h"
 #include "common/hardware_profile.h"
@@ -85,26 +86,108 @@ int ShowProfile(AdminClient* client, const CtlInvocation& inv) {
   return kExitOk;
 }
 
+// The source and target of a DiffProfilesRequest or StartRestoreBuildRequest
+// (they share field names): --backup, --target or --target-file (read and
+// compressed here), --nic-map, --conflict-choice, --template,
+// --drop-guest-tools.
+template <typename Request>
+Status FillRestoreTarget(const CtlInvocation& inv, Request* req) {
+  req->set_source_backup_id(inv.backup);
+  if (inv.target_file.empty()) {
+    req->set_target_client_id(inv.client);
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(v1::HardwareProfile target,
+                           ReadHardwareProfileFile(inv.target_file));
+    uint64_t raw_size = 0;
+    CAIRN_ASSIGN_OR_RETURN(std::string zstd,
+                           CompressHardwareProfile(target, &raw_size));
+    req->set_target_raw_size(raw_size);
+    req->set_target_profile_zstd(std::move(zstd));
+  }
+  for (const std::string& pair : inv.nic_map) req->add_nic_map(pair);
+  req->set_conflict_choice(inv.conflict_choice);
+  req->set_template_name(inv.template_name);
+  req->set_drop_guest_tools(inv.drop_guest_tools);
+  return Status();
+}
+
+// restore build: queued on the server, or the cached image.
+int StartRestoreBuild(AdminClient* client, const CtlInvocation& inv) {
+  v1::StartRestoreBuildRequest req;
+  if (Status s = FillRestoreTarget(inv, &req); !s.ok()) {
+    return ReportCtlError(s, inv.json);
+  }
+  req.set_rebuild(inv.rebuild);
+  auto resp = client->StartRestoreBuild(req);
+  if (!resp.ok()) return ReportCtlError(resp.status(), inv.json);
+  if (resp->cached()) {
+    if (inv.json) {
+      cli::PrintJson({{"cached", true},
+                      {"image_id", resp->image_id()},
+                      {"plan", nlohmann::json::parse(resp->plan_json(),
+                                                     nullptr, false)}});
+    } else {
+      std::cout << "an identical build exists: customized image "
+                << resp->image_id()
+                << "\n(--rebuild builds it again)\ndeliver it with: cairnctl "
+                   "restore start --backup "
+                << resp->image_id() << " --client CLIENT --target DEVICE\n";
+    }
+    return kExitOk;
+  }
+  if (!inv.json) std::cerr << resp->plan_text();
+  return StartedJob(client, resp->job(), inv);
+}
+
+// template import|list|show|delete.
+int RunTemplateCommand(AdminClient* client, const CtlInvocation& inv) {
+  const bool json = inv.json;
+  switch (inv.command) {
+    case CtlCommand::kTemplateImport: {
+      v1::ImportTemplateRequest req;
+      req.set_name(inv.template_name);
+      req.set_from_backup_id(inv.backup);
+      req.set_description(inv.description);
+      return Print(client->ImportTemplate(req), json, TemplateToJson,
+                   FormatTemplate);
+    }
+    case CtlCommand::kTemplateList:
+      return Print(
+          client->ListTemplates(), json,
+          [](const v1::ListTemplatesResponse& r) {
+            nlohmann::json a = nlohmann::json::array();
+            for (const auto& t : r.templates()) a.push_back(TemplateToJson(t));
+            return nlohmann::json{{"templates", a}};
+          },
+          FormatTemplates);
+    case CtlCommand::kTemplateShow:
+      return Print(client->GetTemplate(inv.id), json, TemplateToJson,
+                   FormatTemplate);
+    case CtlCommand::kTemplateDelete: {
+      Status s = client->DeleteTemplate(inv.id);
+      if (!s.ok()) return ReportCtlError(s, json);
+      if (json) {
+        cli::PrintJson({{"name", inv.id}, {"deleted", true}});
+      } else {
+        std::cout << "template " << inv.id
+                  << " deleted (its image stays in the catalog)\n";
+      }
+      return kExitOk;
+    }
+    default:
+      return ReportCtlError(absl::InternalError("not a template command"),
+                            json);
+  }
+}
+
 // profile diff: the plan, computed by the server.
 int DiffProfiles(AdminClient* client, const CtlInvocation& inv) {
   v1::DiffProfilesRequest req;
-  req.set_source_backup_id(inv.backup);
-  if (inv.target_file.empty()) {
-    req.set_target_client_id(inv.client);
-  } else {
-    auto target = ReadHardwareProfileFile(inv.target_file);
-    if (!target.ok()) return ReportCtlError(target.status(), inv.json);
-    uint64_t raw_size = 0;
-    auto zstd = CompressHardwareProfile(*target, &raw_size);
-    if (!zstd.ok()) return ReportCtlError(zstd.status(), inv.json);
-    req.set_target_raw_size(raw_size);
-    req.set_target_profile_zstd(*std::move(zstd));
+  if (Status s = FillRestoreTarget(inv, &req); !s.ok()) {
+    return ReportCtlError(s, inv.json);
   }
-  for (const std::string& pair : inv.nic_map) req.add_nic_map(pair);
-  req.set_conflict_choice(inv.conflict_choice);
   const bool restore_plan = inv.command == CtlCommand::kRestorePlan;
   req.set_restore_plan(restore_plan);
-  req.set_drop_guest_tools(inv.drop_guest_tools);
   auto resp = client->DiffProfiles(req);
   if (!resp.ok()) return ReportCtlError(resp.status(), inv.json);
   if (restore_plan) {
@@ -211,6 +294,15 @@ int RunCtlCommandWith(AdminClient* client, const CtlInvocation& inv) {
     case CtlCommand::kProfileDiff:
     case CtlCommand::kRestorePlan:
       return DiffProfiles(client, inv);
+    case CtlCommand::kRestoreBuild:
+      return StartRestoreBuild(client, inv);
+    case CtlCommand::kTemplateImport:
+    case CtlCommand::kTemplateList:
+    case CtlCommand::kTemplateShow:
+    case CtlCommand::kTemplateDelete:
+      return RunTemplateCommand(client, inv);
+    case CtlCommand::kExport:
+      return RunExportCommand(client, inv);
     case CtlCommand::kProfileRefresh: {
       Status s = client->RefreshProfile(inv.id);
       if (!s.ok()) return ReportCtlError(s, json);
@@ -231,6 +323,9 @@ int RunCtlCommandWith(AdminClient* client, const CtlInvocation& inv) {
       req.set_backup_id(inv.backup);
       req.set_client_id(inv.client);
       req.set_target_path(inv.target);
+      req.set_resume(inv.resume);
+      req.set_no_verify(inv.no_verify);
+      req.set_reboot(inv.reboot);
       return StartedJob(client, client->StartRestore(req), inv);
     }
     case CtlCommand::kJobsList: {

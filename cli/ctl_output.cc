@@ -92,7 +92,40 @@ nlohmann::json BackupToJson(const v1::BackupInfo& b) {
           {"image_size", b.image_size()},
           {"new_stored_bytes", b.new_stored_bytes()},
           {"media_id", b.media_id()},
-          {"encrypted", b.encrypted()}};
+          {"encrypted", b.encrypted()},
+          {"status", b.status()}};
+}
+
+nlohmann::json TemplateToJson(const v1::TemplateInfo& t) {
+  return {{"name", t.name()},
+          {"image_id", t.image_id()},
+          {"description", t.description()},
+          {"kernel_version", t.kernel_version()},
+          {"os_name", t.os_name()},
+          {"profile_sha256", t.profile_sha256()},
+          {"image_size", t.image_size()},
+          {"created", Time(t.created_unix_us())},
+          {"created_by", t.created_by()}};
+}
+
+std::string FormatTemplates(const v1::ListTemplatesResponse& r) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : r.templates()) {
+    rows.push_back({t.name(), t.kernel_version(), Or(t.os_name()),
+                    t.image_id(), FormatBytes(t.image_size())});
+  }
+  if (rows.empty()) return "no boot templates\n";
+  return FormatTable({"NAME", "KERNEL", "OS", "IMAGE", "SIZE"}, rows);
+}
+
+std::string FormatTemplate(const v1::TemplateInfo& t) {
+  return StrCat("template:    ", t.name(), "\n", "kernel:      ",
+                t.kernel_version(), "\n", "os:          ", Or(t.os_name()),
+                "\n", "image:       ", t.image_id(), " (",
+                FormatBytes(t.image_size()), ")\n", "profile:     ",
+                t.profile_sha256(), "\n", "description: ", Or(t.description()),
+                "\n", "created:     ", Time(t.created_unix_us()), " by ",
+                Or(t.created_by()), "\n");
 }
 
 nlohmann::json JobToJson(const v1::JobInfo& j) {
@@ -103,8 +136,13 @@ nlohmann::json JobToJson(const v1::JobInfo& j) {
           {"done_bytes", j.done_bytes()},
           {"total_bytes", j.total_bytes()},
           {"bytes_per_second", j.bytes_per_second()},
-          {"error", j.error()},
+          // A succeeded job's message is its result (a restore's figures:
+          // chunks written, skipped, verified), not an error.
+          {"error", j.state() == "succeeded" ? std::string() : j.error()},
+          {"result", j.state() == "succeeded" ? j.error() : std::string()},
           {"backup_id", j.backup_id()},
+          {"phase", j.phase()},
+          {"result_backup_id", j.result_backup_id()},
           {"created", Time(j.created_unix_us())},
           {"finished", Time(j.finished_unix_us())}};
 }
@@ -193,7 +231,14 @@ std::string FormatJob(const v1::JobInfo& j) {
              "backup:    ", Or(j.backup_id()), "\n",
              "created:   ", Time(j.created_unix_us()), "\n",
              "finished:  ", Time(j.finished_unix_us()), "\n");
-  if (!j.error().empty()) out += StrCat("error:     ", j.error(), "\n");
+  if (!j.phase().empty()) out += StrCat("phase:     ", j.phase(), "\n");
+  if (!j.result_backup_id().empty()) {
+    out += StrCat("image:     ", j.result_backup_id(), "\n");
+  }
+  if (!j.error().empty()) {
+    out += StrCat(j.state() == "succeeded" ? "result:    " : "error:     ",
+                  j.error(), "\n");
+  }
   return out;
 }
 
@@ -212,6 +257,10 @@ std::string FormatJobOutcome(const v1::JobInfo& j) {
       line += StrCat(": restored ", Or(j.backup_id()));
       uint64_t size = std::max(j.total_bytes(), j.done_bytes());
       if (size > 0) line += StrCat(", ", FormatBytes(size));
+      if (!j.error().empty()) line += StrCat(" (", j.error(), ")");
+    } else if (j.kind() == "restore-build") {
+      line += StrCat(": customized image ", Or(j.result_backup_id()), " of ",
+                     Or(j.backup_id()), ", ", FormatBytes(j.total_bytes()));
     }
     if (j.created_unix_us() > 0 && j.finished_unix_us() > j.created_unix_us()) {
       line += StrCat(

@@ -51,6 +51,9 @@ nlohmann::json TokenToJson(const v1::CreateTokenResponse& token);
 nlohmann::json ClientToJson(const v1::ClientInfo& client);
 nlohmann::json BackupToJson(const v1::BackupInfo& backup);
 nlohmann::json JobToJson(const v1::JobInfo& job);
+nlohmann::json TemplateToJson(const v1::TemplateInfo& t);
+std::string FormatTemplates(const v1::ListTemplatesResponse& templates);
+std::string FormatTemplate(const v1::TemplateInfo& t);
 
 std::string FormatToken(const v1::CreateTokenResponse& token,
                         std::string_view role);

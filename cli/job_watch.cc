@@ -23,12 +23,21 @@ int WatchJobToEnd(AdminClient* client, uint64_t job_id, bool json) {
   bool have = false;
   bool printed = false;
   std::unique_ptr<ProgressPrinter> printer;
+  std::string phase;
   Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
     status = client->WatchJob(job_id, [&](const v1::JobInfo& info) {
       last = info;
       have = true;
+      if (!json && info.state() == "running" && !info.phase().empty() &&
+          info.phase() != phase) {
+        phase = info.phase();
+        if (printer == nullptr) {
+          std::cerr << info.kind() << " job " << info.job_id() << ": " << phase
+                    << std::endl;
+        }
+      }
       if (json || info.state() != "running" || info.total_bytes() == 0) return;
       if (printer == nullptr) {
         printer = std::make_unique<ProgressPrinter>(

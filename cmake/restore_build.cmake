@@ -12,6 +12,15 @@
 #                              backed up, planned for a virtio-blk +
 #                              virtio-net target with a larger disk, built,
 #                              and booted under QEMU (label e2e)
+#   e2e.restore_build_same_hw  end-to-end: debian-uefi-gpt restored onto its
+#                              own hardware model boots and differs from
+#                              the backup only where the plan changed
+#                              something (label e2e)
+#   e2e.restore_build_template_kernel
+#                              end-to-end: an NVMe target the source kernel
+#                              cannot drive; refused unless the boot
+#                              template's kernel is chosen; then built and
+#                              booted under OVMF (label e2e)
 #   e2e.image_export           end-to-end: `cairn-media export` to raw,
 #                              qcow2, vmdk and vhdx, compared and booted
 #                              (label e2e)
@@ -32,6 +41,8 @@ target_link_libraries(cairn_restore_build
 # `cairn-media restore build` (media_agent/main.cc).
 target_link_libraries(cairn-media PRIVATE cairn_restore_build cairn_profile)
 add_dependencies(cairn-media nbdkit-cairn-plugin)
+# cairn-server builds on its embedded media agent (server/restore_builds.h).
+add_dependencies(cairn-server nbdkit-cairn-plugin)
 
 if(CAIRN_BUILD_TESTS)
   find_package(GTest REQUIRED)
@@ -40,12 +51,13 @@ if(CAIRN_BUILD_TESTS)
     ${PROJECT_SOURCE_DIR}/tests/unit/guest_config_edits_test.cc
     ${PROJECT_SOURCE_DIR}/tests/unit/customization_plan_test.cc
     ${PROJECT_SOURCE_DIR}/tests/unit/image_export_test.cc
-    ${PROJECT_SOURCE_DIR}/tests/unit/derived_image_test.cc)
+    ${PROJECT_SOURCE_DIR}/tests/unit/derived_image_test.cc
+    ${PROJECT_SOURCE_DIR}/tests/unit/restore_builds_test.cc)
   target_compile_definitions(cairn_restore_build_tests PRIVATE
     CAIRN_PROFILE_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data/profiles")
   target_link_libraries(cairn_restore_build_tests PRIVATE
-    cairn_restore_build cairn_profile cairn_agent_lib cairn_testing
-    GTest::gmock GTest::gtest_main cairn_warnings)
+    cairn_restore_build cairn_server_lib cairn_profile cairn_agent_lib
+    cairn_testing GTest::gmock GTest::gtest_main cairn_warnings)
   gtest_discover_tests(cairn_restore_build_tests
     TEST_PREFIX "restore_build."
     DISCOVERY_MODE PRE_TEST
@@ -64,6 +76,53 @@ if(CAIRN_BUILD_TESTS)
             ${_cairn_rb_fixtures}/debian-bios-ahci.raw
             ${PROJECT_SOURCE_DIR}/tests/data/profiles)
   set_tests_properties(e2e.restore_build PROPERTIES
+    LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK cairn_vm
+    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
+    FIXTURES_REQUIRED debian_images)
+
+  # Issue 6's proof: debian-uefi-gpt restored onto its own hardware model
+  # (tests/data/profiles/uefi-ahci-e1000) boots, and differs from the backup
+  # only where the plan changed something (qemu-img compare).
+  add_test(NAME e2e.restore_build_same_hw
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/restore_build_same_hw.sh
+            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+            $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
+            $<TARGET_FILE:cairn-boot-check>
+            ${_cairn_rb_fixtures}/debian-uefi-gpt.raw
+            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
+  set_tests_properties(e2e.restore_build_same_hw PROPERTIES
+    LABELS e2e TIMEOUT 1200 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK cairn_vm
+    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
+    FIXTURES_REQUIRED debian_images)
+
+  # The template kernel (docs/restore-build.md): a source whose kernel lacks
+  # the NVMe driver is refused for an NVMe target unless the user chooses a
+  # boot template's kernel; with it, the build boots under OVMF on NVMe.
+  add_test(NAME e2e.restore_build_template_kernel
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/restore_build_template_kernel.sh
+            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+            $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
+            $<TARGET_FILE:cairn-boot-check>
+            ${_cairn_rb_fixtures}/debian-bios-ahci.raw
+            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
+  set_tests_properties(e2e.restore_build_template_kernel PROPERTIES
+    LABELS e2e TIMEOUT 2400 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK cairn_vm
+    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
+    FIXTURES_REQUIRED debian_images)
+
+  # The same through the storage manager (server/restore_builds.h): plan,
+  # build, cache and cancel with cairnctl, boot templates, and delivery of
+  # the customized image by the target's agent, booted under QEMU.
+  add_test(NAME e2e.network_restore_build
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/network_restore_build.sh
+            $<TARGET_FILE:cairn-server> $<TARGET_FILE:cairn-agent>
+            $<TARGET_FILE:cairnctl> $<TARGET_FILE:cairn-boot-check>
+            ${_cairn_rb_fixtures}/debian-bios-ahci.raw
+            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
+  set_tests_properties(e2e.network_restore_build PROPERTIES
     LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
     RESOURCE_LOCK cairn_vm
     ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"

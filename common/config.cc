@@ -140,6 +140,22 @@ StatusOr<bool> ConfigReader::GetBool(std::string_view key, bool fallback) {
                              v.IsScalar() ? v.Scalar() : "a collection", "'"));
 }
 
+StatusOr<std::vector<std::string>> ConfigReader::GetStringList(
+    std::string_view key) {
+  consumed_.emplace(key);
+  YAML::Node v = (*node_)[std::string(key)];
+  std::vector<std::string> out;
+  if (!v || v.IsNull()) return out;
+  if (!v.IsSequence()) return ErrorAt(key, "expected a list of strings");
+  for (const YAML::Node& item : v) {
+    if (!item.IsScalar()) {
+      return ErrorAt(key, "expected a list of strings, found a collection");
+    }
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
 StatusOr<uint64_t> ConfigReader::GetSize(std::string_view key,
                                          uint64_t fallback) {
   consumed_.emplace(key);

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -42,6 +43,9 @@ class ConfigReader {
   StatusOr<std::string> GetString(std::string_view key, std::string fallback);
   StatusOr<int64_t> GetInt(std::string_view key, int64_t fallback);
   StatusOr<bool> GetBool(std::string_view key, bool fallback);
+  // A sequence of strings (e.g. an argv); absent: empty. A scalar or a
+  // nested collection is an error.
+  StatusOr<std::vector<std::string>> GetStringList(std::string_view key);
   // A byte size: an integer or a number with a unit (KiB, MiB, GiB, TiB,
   // K, M, G, T - all powers of 1024), e.g. "4MiB".
   StatusOr<uint64_t> GetSize(std::string_view key, uint64_t fallback);

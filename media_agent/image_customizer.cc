@@ -64,11 +64,80 @@ struct PartitionListFree {
   }
 };
 
+// What GRUB's generated configuration boots.
+struct GrubMenu {
+  std::string default_value;  // `set default="..."` (not "${next_entry}")
+  std::string first_kernel;   // version booted by the first menu entry
+  std::string submenu_id;     // of the submenu holding `entry_id`, if any
+  std::string entry_id;       // the menu entry id booting `kernel`
+};
+
+// The quoted id after "$menuentry_id_option '" on a menuentry/submenu line.
+std::string MenuEntryId(std::string_view line) {
+  constexpr std::string_view kOpt = "$menuentry_id_option '";
+  size_t at = line.find(kOpt);
+  if (at == std::string_view::npos) return "";
+  at += kOpt.size();
+  size_t end = line.find('\'', at);
+  if (end == std::string_view::npos) return "";
+  return std::string(line.substr(at, end - at));
+}
+
+GrubMenu ParseGrubMenu(std::string_view cfg, const std::string& kernel) {
+  GrubMenu m;
+  int depth = 0;
+  int entry_depth = -1, submenu_depth = -1;  // -1: not inside one
+  std::string entry, submenu;
+  for (std::string_view raw : SplitLines(cfg)) {
+    std::string_view l = TrimSpace(raw);
+    if (l.substr(0, 13) == "set default=\"" && m.default_value.empty()) {
+      std::string_view v = l.substr(13);
+      if (!v.empty() && v.back() == '"') v.remove_suffix(1);
+      if (v != "${next_entry}") m.default_value = std::string(v);
+    }
+    if (l.substr(0, 8) == "submenu ") {
+      submenu = MenuEntryId(l);
+      submenu_depth = depth;
+    } else if (l.substr(0, 10) == "menuentry ") {
+      entry = MenuEntryId(l);
+      entry_depth = depth;
+    } else if (entry_depth >= 0 &&
+               (l.substr(0, 6) == "linux " || l.substr(0, 6) == "linux\t" ||
+                l.substr(0, 8) == "linux16 " ||
+                l.substr(0, 9) == "linuxefi ")) {
+      std::string_view rest = TrimSpace(l.substr(l.find_first_of(" \t")));
+      std::string_view path = rest.substr(0, rest.find_first_of(" \t"));
+      size_t v = path.rfind("vmlinuz-");
+      std::string version =
+          v == std::string_view::npos ? "" : std::string(path.substr(v + 8));
+      if (m.first_kernel.empty()) m.first_kernel = version;
+      if (version == kernel && m.entry_id.empty() && !entry.empty() &&
+          entry.find("recovery") == std::string::npos) {
+        m.entry_id = entry;
+        m.submenu_id = submenu_depth >= 0 ? submenu : "";
+      }
+    }
+    for (char c : l) {
+      if (c == '{') ++depth;
+      if (c == '}') --depth;
+    }
+    if (entry_depth >= 0 && depth <= entry_depth) entry_depth = -1;
+    if (submenu_depth >= 0 && depth <= submenu_depth) {
+      submenu_depth = -1;
+      submenu.clear();
+    }
+  }
+  return m;
+}
+
 // One build: the appliance, the report and the steps.
 class Build {
  public:
   Build(const ImageCustomizerOptions& o, std::string overlay)
-      : o_(o), plan_(o.plan), overlay_(std::move(overlay)) {}
+      : o_(o),
+        plan_(o.plan),
+        overlay_(std::move(overlay)),
+        has_template_(o.plan.has_template_kernel()) {}
 
  private:
   void Step(std::string_view what) {
@@ -110,7 +179,15 @@ class Build {
     if (roots == nullptr) {
       return a_->Error(absl::StatusCode::kInternal, "inspecting the guest");
     }
-    std::vector<std::string> r = TakeGuestfsStrings(roots);
+    std::vector<std::string> r;
+    for (std::string& root : TakeGuestfsStrings(roots)) {
+      // The boot template's operating system is not the one customized.
+      if (OnTemplateDrive(root)) {
+        template_roots_.push_back(std::move(root));
+      } else {
+        r.push_back(std::move(root));
+      }
+    }
     if (r.empty()) {
       return absl::FailedPreconditionError(
           "no operating system found in the image (libguestfs inspection)");
@@ -142,7 +219,14 @@ class Build {
     std::sort(mps.begin(), mps.end(), [](const auto& a, const auto& b) {
       return a.first.size() < b.first.size();
     });
-    for (const auto& [mp, dev] : mps) {
+    for (auto& [mp, dev] : mps) {
+      if (OnTemplateDrive(dev)) {
+        // The template and the image share file system UUIDs (both made
+        // from one image), and inspection resolved this fstab entry to the
+        // template's disk: mount the image's own file system instead.
+        CAIRN_ASSIGN_OR_RETURN(dev,
+                               SameUuidElsewhere(dev, /*on_template=*/false));
+      }
       int r = Call(StrCat("mounting ", dev, " at ", mp),
                    [&] { return guestfs_mount(g_, dev.c_str(), mp.c_str()); });
       if (r == -1) {
@@ -162,6 +246,241 @@ class Build {
       }
       mounted_[mp] = dev;
     }
+    return absl::OkStatus();
+  }
+
+  // ------------------------------------------------------- template kernel
+  bool OnTemplateDrive(std::string_view dev) const {
+    return has_template_ && dev.substr(0, 8) == "/dev/sdb";
+  }
+
+  // The partition with the same file system UUID as `dev`, on the template's
+  // drive or on the image's.
+  StatusOr<std::string> SameUuidElsewhere(const std::string& dev,
+                                          bool on_template) {
+    std::string uuid =
+        TakeGuestfsString(Call(StrCat("reading the UUID of ", dev), [&] {
+          return guestfs_vfs_uuid(g_, dev.c_str());
+        }));
+    if (!uuid.empty()) {
+      for (const std::string& p :
+           TakeGuestfsStrings(Call("listing partitions", [&] {
+             return guestfs_list_partitions(g_);
+           }))) {
+        if (OnTemplateDrive(p) != on_template) continue;
+        std::string u =
+            TakeGuestfsString(Call(StrCat("reading the UUID of ", p), [&] {
+              return guestfs_vfs_uuid(g_, p.c_str());
+            }));
+        if (u == uuid) return p;
+      }
+    }
+    return absl::FailedPreconditionError(StrCat(
+        "an fstab entry of the ", on_template ? "image" : "boot template",
+        " resolves to ", dev, " on the other disk, and no file system with ",
+        "its UUID '", PrintableUtf8(uuid), "' is on its own disk"));
+  }
+
+  // Mounts the template's root (and /boot, /usr when separate) read-only
+  // under a temporary directory of the guest, copies the kernel's files and
+  // module tree into the guest, unmounts, and runs the guest's depmod.
+  Status CopyTemplateKernel() {
+    const v1::TemplateKernel& t = plan_.template_kernel();
+    const std::string& k = t.kernel_version();
+    const std::string name =
+        t.template_name().empty()
+            ? StrCat("image ", t.image_id())
+            : StrCat(t.template_name(), " (image ", t.image_id(), ")");
+    if (template_roots_.empty()) {
+      return absl::FailedPreconditionError(
+          StrCat("boot template ", name,
+                 ": no Linux root file system found on its image"));
+    }
+    if (template_roots_.size() > 1) {
+      return absl::UnimplementedError(
+          StrCat("boot template ", name, " holds ", template_roots_.size(),
+                 " operating systems; a template must hold exactly one"));
+    }
+    const std::string& troot = template_roots_[0];
+    std::vector<std::string> kv =
+        TakeGuestfsStrings(Call("reading the template's mount points", [&] {
+          return guestfs_inspect_get_mountpoints(g_, troot.c_str());
+        }));
+    std::vector<std::pair<std::string, std::string>> mps = {{"/", troot}};
+    for (size_t i = 0; i + 1 < kv.size(); i += 2) {
+      if (kv[i] != "/boot" && kv[i] != "/usr") continue;
+      std::string dev = kv[i + 1];
+      if (!OnTemplateDrive(dev)) {
+        CAIRN_ASSIGN_OR_RETURN(dev,
+                               SameUuidElsewhere(dev, /*on_template=*/true));
+      }
+      mps.emplace_back(kv[i], dev);
+    }
+    std::string dir =
+        TakeGuestfsString(Call("creating a mount point for the template", [&] {
+          return guestfs_mkdtemp(g_, "/tmp/cairn-template-XXXXXX");
+        }));
+    if (dir.empty()) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       "creating a mount point for the template");
+    }
+    std::vector<std::string> mounted;
+    Status copied = [&]() -> Status {
+      for (const auto& [mp, dev] : mps) {
+        std::string at = mp == "/" ? dir : StrCat(dir, mp);
+        if (Call(StrCat("mounting the template's ", mp, " (", dev, ")"), [&] {
+              return guestfs_mount_ro(g_, dev.c_str(), at.c_str());
+            }) == -1) {
+          return a_->Error(absl::StatusCode::kFailedPrecondition,
+                           StrCat("mounting boot template ", name, "'s ", mp,
+                                  " (", dev, ") read-only"));
+        }
+        mounted.push_back(at);
+      }
+      const std::string tmods = StrCat(dir, "/lib/modules/", k);
+      if (Call("looking for the template's module tree", [&] {
+            return guestfs_is_dir_opts(g_, tmods.c_str(), -1);
+          }) <= 0) {
+        return absl::FailedPreconditionError(
+            StrCat("boot template ", name, " has no /lib/modules/", k));
+      }
+      if (!Exists(StrCat(dir, "/boot/vmlinuz-", k))) {
+        return absl::FailedPreconditionError(
+            StrCat("boot template ", name, " has no /boot/vmlinuz-", k));
+      }
+      std::vector<std::string> files;
+      for (const char* f : {"vmlinuz-", "config-", "System.map-"}) {
+        const std::string from = StrCat(dir, "/boot/", f, k);
+        const std::string to = StrCat("/boot/", f, k);
+        if (!Exists(from)) continue;
+        if (Call(
+                StrCat("copying ", to, " from the template"),
+                [&] { return guestfs_cp_a(g_, from.c_str(), to.c_str()); },
+                o_.tool_timeout) == -1) {
+          return a_->Error(absl::StatusCode::kInternal,
+                           StrCat("copying ", to, " from the template"));
+        }
+        report_->add_changed_files(to);
+        files.push_back(to);
+      }
+      const std::string mods = StrCat("/lib/modules/", k);
+      bool replaced = false;
+      if (Exists(mods)) {
+        replaced = true;
+        if (Call(
+                StrCat("removing the image's ", mods),
+                [&] { return guestfs_rm_rf(g_, mods.c_str()); },
+                o_.tool_timeout) == -1) {
+          return a_->Error(absl::StatusCode::kInternal,
+                           StrCat("removing the image's ", mods));
+        }
+      }
+      if (Call("creating /lib/modules",
+               [&] { return guestfs_mkdir_p(g_, "/lib/modules"); }) == -1) {
+        return a_->Error(absl::StatusCode::kInternal, "creating /lib/modules");
+      }
+      if (Call(
+              StrCat("copying ", mods, " from the template"),
+              [&] { return guestfs_cp_a(g_, tmods.c_str(), mods.c_str()); },
+              o_.tool_timeout) == -1) {
+        return a_->Error(absl::StatusCode::kInternal,
+                         StrCat("copying ", mods, " from the template"));
+      }
+      report_->add_changed_files(mods);
+      std::string list;
+      for (const auto& f : files) list += StrCat(", ", f);
+      Detail(StrCat("kernel ", k, " copied from boot template ", name, ": ",
+                    mods, list));
+      if (replaced) {
+        Detail(StrCat("the image's own ", mods,
+                      " (the same kernel version) was replaced by the "
+                      "template's"));
+      }
+      return absl::OkStatus();
+    }();
+    // Unmount (innermost first) and remove the mount point whatever
+    // happened; a failure here matters only when the copy worked.
+    Status cleanup;
+    for (auto it = mounted.rbegin(); it != mounted.rend(); ++it) {
+      if (Call(StrCat("unmounting ", *it),
+               [&] { return guestfs_umount(g_, it->c_str()); }) == -1 &&
+          cleanup.ok()) {
+        cleanup = a_->Error(absl::StatusCode::kInternal,
+                            StrCat("unmounting the template at ", *it));
+      }
+    }
+    if (cleanup.ok() && Call("removing the template's mount point", [&] {
+                          return guestfs_rmdir(g_, dir.c_str());
+                        }) == -1) {
+      cleanup = a_->Error(absl::StatusCode::kInternal,
+                          "removing the template's mount point");
+    }
+    CAIRN_RETURN_IF_ERROR(copied);
+    CAIRN_RETURN_IF_ERROR(cleanup);
+    CAIRN_RETURN_IF_ERROR(
+        GuestCommand({"depmod", "-a", k}, StrCat("depmod -a ", k)).status());
+    if (!Exists(StrCat("/lib/modules/", k, "/modules.dep"))) {
+      return absl::InternalError(
+          StrCat("depmod -a ", k, " wrote no modules.dep"));
+    }
+    Detail(StrCat("depmod -a ", k));
+    return absl::OkStatus();
+  }
+
+  // After update-grub: GRUB's default entry must boot the template kernel.
+  // When its first entry boots another kernel (a newer one of the image),
+  // GRUB_DEFAULT becomes the template kernel's menu entry id (in its
+  // submenu) and the configuration is regenerated once more.
+  Status GrubDefaultToTemplateKernel(const std::vector<std::string>& argv,
+                                     const std::string& cfg) {
+    const std::string& k = plan_.kernel_version();
+    CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadGuestFile(cfg));
+    if (!text.has_value()) {
+      return absl::InternalError(StrCat(cfg, " is missing after ", argv[0]));
+    }
+    GrubMenu menu = ParseGrubMenu(*text, k);
+    if (menu.first_kernel == k && menu.default_value == "0") {
+      Detail(StrCat("GRUB's default (first) entry boots ", k));
+      return absl::OkStatus();
+    }
+    if (menu.entry_id.empty()) {
+      return absl::InternalError(
+          StrCat(cfg, " has no menu entry for kernel ", k));
+    }
+    const std::string value = menu.submenu_id.empty()
+                                  ? menu.entry_id
+                                  : StrCat(menu.submenu_id, ">", menu.entry_id);
+    CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> defaults,
+                           ReadGuestFile("/etc/default/grub"));
+    std::string out;
+    bool set = false;
+    const std::string line =
+        StrCat("# Cairn restore build: boot the template kernel ", k,
+               "\nGRUB_DEFAULT=\"", value, "\"\n");
+    for (std::string_view l : SplitLines(defaults.value_or(""))) {
+      if (TrimSpace(l).substr(0, 13) == "GRUB_DEFAULT=") {
+        if (!set) out += line;
+        set = true;
+        continue;
+      }
+      out += StrCat(l, "\n");
+    }
+    if (!set) out += line;
+    CAIRN_RETURN_IF_ERROR(WriteGuestFile("/etc/default/grub", out));
+    CAIRN_RETURN_IF_ERROR(
+        GuestCommand(argv, "regenerating the boot loader configuration")
+            .status());
+    CAIRN_ASSIGN_OR_RETURN(text, ReadGuestFile(cfg));
+    menu = ParseGrubMenu(text.value_or(""), k);
+    if (menu.default_value != value) {
+      return absl::InternalError(
+          StrCat(cfg, " does not default to ", value, " after setting it in ",
+                 "/etc/default/grub (it says '",
+                 PrintableUtf8(menu.default_value), "')"));
+    }
+    Detail(StrCat("GRUB_DEFAULT=\"", value, "\" in /etc/default/grub: ", cfg,
+                  " boots ", k, " by default (its first entry boots ",
+                  menu.first_kernel, ")"));
     return absl::OkStatus();
   }
 
@@ -758,6 +1077,9 @@ class Build {
       }
     }
     Detail(StrCat(argv[0], " regenerated ", cfg));
+    if (plan_.has_template_kernel()) {
+      return GrubDefaultToTemplateKernel(argv, cfg);
+    }
     return absl::OkStatus();
   }
 
@@ -779,6 +1101,14 @@ class Build {
     GuestfsApplianceOptions ao;
     ao.drives.push_back(
         GuestfsDrive{.path = overlay_, .format = "qcow2", .readonly = false});
+    if (has_template_) {
+      ao.drives.push_back(GuestfsDrive{.path = o_.template_path,
+                                       .nbd_socket = o_.template_nbd_socket,
+                                       .format = o_.template_nbd_socket.empty()
+                                                     ? o_.template_format
+                                                     : std::string("raw"),
+                                       .readonly = true});
+    }
     ao.identifier = "cairn-restore-build";
     ao.launch_timeout = o_.launch_timeout;
     ao.call_timeout = o_.call_timeout;
@@ -796,6 +1126,10 @@ class Build {
     }
     CAIRN_RETURN_IF_ERROR(MountAll(root));
     CAIRN_RETURN_IF_ERROR(Timed("grow-mounted", [&] { return GrowMounted(); }));
+    if (has_template_) {
+      CAIRN_RETURN_IF_ERROR(
+          Timed("template-kernel", [&] { return CopyTemplateKernel(); }));
+    }
     CAIRN_RETURN_IF_ERROR(CheckKernel());
     if (plan_.stable_device_references()) {
       CAIRN_RETURN_IF_ERROR(
@@ -847,6 +1181,8 @@ class Build {
   std::string esp_table_;                // "msdos" or "gpt"
   std::string esp_device_;               // set by CreateEsp()
   bool grub_defaults_changed_ = false;
+  const bool has_template_;  // the template image is drive 2 (/dev/sdb)
+  std::vector<std::string> template_roots_;  // set by InspectRoot()
 };
 
 }  // namespace
@@ -855,7 +1191,8 @@ bool PlanChangesAnything(const v1::CustomizationPlan& p) {
   return !p.initramfs_modules().empty() || p.rebuild_initramfs() ||
          p.stable_device_references() || !p.nic_renames().empty() ||
          p.target_disk_bytes() > p.source_disk_bytes() || p.esp_bytes() > 0 ||
-         p.regenerate_boot_config() || !p.disable_units().empty();
+         p.regenerate_boot_config() || !p.disable_units().empty() ||
+         p.has_template_kernel();
 }
 
 Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {
@@ -874,6 +1211,21 @@ Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {
       !IsValidKernelVersion(plan.kernel_version())) {
     return absl::InvalidArgumentError(StrCat(
         "invalid kernel version '", PrintableUtf8(plan.kernel_version()), "'"));
+  }
+  if (plan.has_template_kernel()) {
+    const v1::TemplateKernel& t = plan.template_kernel();
+    if (t.image_id().empty()) {
+      return absl::InvalidArgumentError(
+          "the plan boots a boot template's kernel but names no template "
+          "image");
+    }
+    if (t.kernel_version().empty() ||
+        t.kernel_version() != plan.kernel_version()) {
+      return absl::InvalidArgumentError(StrCat(
+          "the plan's template kernel '", PrintableUtf8(t.kernel_version()),
+          "' is not the kernel it boots ('",
+          PrintableUtf8(plan.kernel_version()), "')"));
+    }
   }
   for (const auto& m : plan.initramfs_modules()) {
     if (!IsValidModuleName(m)) {
@@ -942,6 +1294,13 @@ StatusOr<CustomizedOverlay> CustomizeImage(
     return absl::InvalidArgumentError(
         "restore build: give exactly one of a base NBD socket and a base "
         "image");
+  }
+  if (options.plan.has_template_kernel() &&
+      options.template_nbd_socket.empty() == options.template_path.empty()) {
+    return absl::InvalidArgumentError(StrCat(
+        "restore build: the plan boots the kernel of boot template image ",
+        options.plan.template_kernel().image_id(),
+        ": give exactly one of its NBD socket and an image file"));
   }
   std::error_code ec;
   if (!std::filesystem::is_directory(options.work_dir, ec)) {

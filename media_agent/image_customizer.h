@@ -11,6 +11,17 @@
 //      the new end, grows the last partition to fill the disk and its file
 //      system with it (ext2/3/4 before mounting, xfs and btrfs mounted);
 //   2. mounts the guest's file systems as inspection finds them (fstab);
+//      with a boot template attached, an fstab entry that inspection
+//      resolves to the template's disk (both made from one image: the same
+//      UUIDs) is mounted from the image's partition with that UUID;
+//   2a. template-kernel (plan.template_kernel): the boot template's image
+//      is the appliance's second drive, read-only; its root file system
+//      (and /boot, /usr when separate) is mounted read-only on a temporary
+//      directory of the guest, /boot/vmlinuz-KVER (required), config-KVER
+//      and System.map-KVER and the whole /lib/modules/KVER are copied
+//      (cp -a) into the image, replacing a module tree of the same version,
+//      and the guest's `depmod -a KVER` runs; step 5 then creates that
+//      kernel's initramfs and step 7 makes it GRUB's default entry;
 //   3. fstab, crypttab, /etc/default/grub: references by device name
 //      (/dev/sda1, by-path, by-id) become UUID= (guest_config_edits.h);
 //   4. network: configurations naming a source NIC (ifupdown, netplan,
@@ -27,7 +38,10 @@
 //      guest's grub-install (modules from the host only when its GRUB is
 //      the image's exact version);
 //   7. boot loader: its configuration is regenerated (update-grub, or
-//      grub2-mkconfig) when the plan says so;
+//      grub2-mkconfig) when the plan says so; with a template kernel, when
+//      GRUB's first entry does not boot it, GRUB_DEFAULT in
+//      /etc/default/grub is set to its menu entry id and the configuration
+//      regenerated again, then checked;
 //   8. units: guest tools the plan drops are disabled (systemctl disable);
 //   9. unmounts, syncs and shuts the appliance down.
 // Each step's result is in the CustomizationReport, with its time.
@@ -38,11 +52,15 @@
 // the guest does not have (FailedPrecondition); UEFI -> BIOS, or BIOS ->
 // UEFI without an ESP size (Unimplemented); an ESP that does not fit in
 // what the disk grows by (InvalidArgument); a smaller target disk
-// (Unimplemented). During the build: FailedPrecondition when the guest has
-// no operating system libguestfs recognises, or no initramfs tool Cairn
-// knows (mkinitrd-only systems: Unimplemented); Internal with the guest
-// tool's output when a command in the guest fails; Unavailable when the
-// appliance dies or hangs (watchdog). On any error the overlay is deleted.
+// (Unimplemented); a template kernel without a template image, or one whose
+// version is not the plan's kernel_version. During the build:
+// FailedPrecondition when the template image has no Linux root file system
+// or lacks the kernel's image or module tree; FailedPrecondition when the
+// guest has no operating system libguestfs recognises, or no initramfs
+// tool Cairn knows (mkinitrd-only systems: Unimplemented); Internal with the
+// guest tool's output when a command in the guest fails; Unavailable when
+// the appliance dies or hangs (watchdog). On any error the overlay is
+// deleted.
 //
 // Thread safety: no shared state; builds may run concurrently (each has its
 // own appliance), but under TCG one at a time is the sensible limit.
@@ -70,6 +88,12 @@ struct ImageCustomizerOptions {
   // while the base does (it reads every unchanged block from it).
   std::string work_dir;
   v1::CustomizationPlan plan;
+  // The boot template's image when plan.template_kernel is set: exactly one
+  // of an NBD export's Unix socket (raw) and an image file. Attached
+  // read-only (never written); ignored without a template kernel.
+  std::string template_nbd_socket;
+  std::string template_path;
+  std::string template_format = "raw";
   std::chrono::seconds launch_timeout{600};
   // Limit of one appliance call; the initramfs rebuild and the boot loader
   // regeneration get `tool_timeout`.

@@ -16,6 +16,7 @@
 
 #include "absl/time/time.h"
 #include "common/env.h"
+#include "common/file_publish.h"
 #include "common/manifest.h"
 #include "common/strings.h"
 #include "common/subprocess.h"
@@ -89,45 +90,6 @@ Status SyncImage(const std::string& path) {
   }
   ::close(fd);
   return s;
-}
-
-Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, "open", dir);
-  Status s;
-  if (::fsync(fd) != 0) s = ErrnoToStatus(errno, "fsync", dir);
-  ::close(fd);
-  return s;
-}
-
-// Moves `from` to `to`; without `overwrite` atomically refuses an existing
-// `to` (RENAME_NOREPLACE, or link()+unlink() where the file system does not
-// support it).
-Status MoveIntoPlace(const std::string& from, const std::string& to,
-                     bool overwrite) {
-  if (overwrite) {
-    if (::rename(from.c_str(), to.c_str()) != 0) {
-      return ErrnoToStatus(errno, "rename to", to);
-    }
-    return absl::OkStatus();
-  }
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(),
-                  RENAME_NOREPLACE) == 0) {
-    return absl::OkStatus();
-  }
-  int err = errno;
-  if (err == EINVAL || err == ENOSYS) {
-    if (::link(from.c_str(), to.c_str()) == 0) {
-      ::unlink(from.c_str());
-      return absl::OkStatus();
-    }
-    err = errno;
-  }
-  if (err == EEXIST) {
-    return absl::AlreadyExistsError(
-        StrCat(to, " was created while the export ran; it is not replaced"));
-  }
-  return ErrnoToStatus(err, "rename to", to);
 }
 
 // The status of a qemu-img that failed: the plugin's own error if nbdkit
@@ -391,9 +353,8 @@ StatusOr<ImageExportResult> ExportImage(Repository& repo,
   // nothing about the image.
   exported->Stop().IgnoreError();
   CAIRN_RETURN_IF_ERROR(
-      MoveIntoPlace(temp->path(), dest_path, options.overwrite));
+      PublishFile(temp->path(), dest_path, options.overwrite));
   temp->Release();
-  CAIRN_RETURN_IF_ERROR(SyncDirectory(dir));
   result.convert_seconds = SecondsSince(convert_start);
 
   if (::stat(dest_path.c_str(), &st) != 0) {

@@ -12,6 +12,11 @@
 //   cairn-media export --store REPO --backup B --format raw|qcow2|vmdk|vhdx
 //                      --out FILE [--key-file K] [--force] [--work-dir DIR]
 //                      [--json]
+//   cairn-media instant-boot --store REPO --backup B --overlay FILE
+//                      [--key-file K] [--memory MiB] [--firmware bios|uefi]
+//                      [--disk-bus virtio|ahci|nvme] [--nic virtio|e1000|none]
+//                      [--serial FILE] [--copy-rate MiB/s] [--force] [--json]
+//                      [--quiet]
 //   cairn-media key generate --out FILE
 //
 // `serve` stops gracefully on SIGTERM or SIGINT (sigwait in the main thread,
@@ -31,6 +36,7 @@
 #include "media_agent/consolidator.h"
 #include "media_agent/garbage_collector.h"
 #include "media_agent/image_export.h"
+#include "media_agent/instant_boot.h"
 #include "media_agent/media_enrollment.h"
 #include "media_agent/media_server.h"
 #include "media_agent/repository.h"
@@ -140,6 +146,101 @@ int RunExport(Repository& repo, ImageExportOptions options,
            {"bytes_per_second", r->bytes_per_second},
            {"mib_per_second", mib_s}},
       as_json);
+}
+
+// `instant-boot` (docs/instant-boot.md): SIGINT/SIGTERM quit the VM.
+std::atomic<int> boot_stop_signal{0};
+
+void OnBootStopSignal(int signal_number) {
+  boot_stop_signal.store(signal_number);
+}
+
+int RunInstantBootCommand(InstantBootOptions options,
+                          const std::string& key_file, bool as_json,
+                          bool quiet) {
+  // --json: every stdout line is one JSON object (events, then a summary
+  // or an error).
+  auto fail = [&](const Status& s) {
+    if (!as_json) return cli::ReportError(s, false);
+    std::cout << json{{"event", "error"},
+                      {"error",
+                       {{"code", absl::StatusCodeToString(s.code())},
+                        {"message", std::string(s.message())}}}}
+                     .dump()
+              << std::endl;
+    return cli::ExitCode(s);
+  };
+  auto key_or = cli::LoadOptionalKey(key_file);
+  if (!key_or.ok()) return fail(key_or.status());
+  options.key = key_or->get();
+  struct sigaction sa = {};
+  sa.sa_handler = OnBootStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  options.stop_requested = [] { return boot_stop_signal.load() != 0; };
+  std::unique_ptr<ProgressCounter> counter;
+  ProgressPrinter printer("copy");
+  uint64_t reported = 0;
+  bool finished = false;
+  const bool show = !as_json && !quiet;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    if (total == 0) return;
+    if (counter == nullptr) counter = std::make_unique<ProgressCounter>(total);
+    if (done > reported) {
+      counter->Add(done - reported);
+      reported = done;
+    }
+    if (show && !finished) {
+      if (done >= total) {
+        finished = true;
+        printer.Finish(counter->Snapshot());
+      } else {
+        printer.Update(counter->Snapshot());
+      }
+    }
+  };
+  options.on_event = [&](std::string_view name, const json& details) {
+    if (as_json) {
+      json line = {{"event", std::string(name)}};
+      line.update(details);
+      std::cout << line.dump() << std::endl;
+    } else if (show) {
+      std::cerr << "cairn-media: " << name;
+      if (!details.empty()) std::cerr << " " << details.dump();
+      std::cerr << std::endl;
+    }
+  };
+  auto r = RunInstantBoot(options);
+  if (!r.ok()) {
+    int code = fail(r.status());
+    int sig = boot_stop_signal.load();
+    return r.status().code() == absl::StatusCode::kCancelled && sig != 0
+               ? 128 + sig
+               : code;
+  }
+  if (as_json) {
+    std::cout << json{{"event", "summary"},
+                      {"overlay", r->overlay},
+                      {"vars_file", r->vars_file},
+                      {"backup_id", r->backup_id},
+                      {"virtual_size", r->virtual_size},
+                      {"stream_complete", r->stream_complete},
+                      {"streamed_bytes", r->streamed_bytes},
+                      {"stream_seconds", r->stream_seconds},
+                      {"vm_seconds", r->vm_seconds},
+                      {"seconds", r->seconds},
+                      {"vm_end", r->vm_end}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::cout << "instant boot of " << r->backup_id << ": "
+              << FormatBytes(r->streamed_bytes) << " copied in "
+              << FormatDuration(r->stream_seconds) << "; " << r->overlay
+              << " is self-contained; VM ran " << FormatDuration(r->vm_seconds)
+              << " (" << r->vm_end << ")\n";
+  }
+  return 0;
 }
 
 int RunServe(const MediaServerOptions& options) {
@@ -352,6 +453,50 @@ int main(int argc, char** argv) {
       "Where nbdkit's socket and logs are kept during the export "
       "(default $TMPDIR or /tmp; holds no image data)");
 
+  auto* boot_cmd = app.add_subcommand(
+      "instant-boot",
+      "Start a VM straight from a backup's NBD export with a local qcow2 "
+      "overlay while QEMU copies the backup into the overlay; once the copy "
+      "is done the VM runs from the overlay alone. Waits until the VM is "
+      "over (docs/instant-boot.md)");
+  add_common(boot_cmd);
+  InstantBootOptions ib;
+  std::string ib_key;
+  bool ib_quiet = false;
+  boot_cmd->add_option("--backup", ib.backup_id, "Backup or customized image")
+      ->required();
+  boot_cmd
+      ->add_option("--overlay", ib.overlay,
+                   "qcow2 overlay to create: the VM's disk, self-contained "
+                   "once the copy is done (mode 0600)")
+      ->required();
+  boot_cmd->add_option("--key-file", ib_key,
+                       "Data key file (for an encrypted backup)");
+  boot_cmd->add_option("--memory", ib.memory_mib, "Guest memory, MiB")
+      ->capture_default_str();
+  boot_cmd->add_option("--cpus", ib.cpus, "Guest CPUs")->capture_default_str();
+  boot_cmd->add_option("--firmware", ib.firmware, "bios or uefi (OVMF)")
+      ->capture_default_str();
+  boot_cmd->add_option("--disk-bus", ib.disk_bus, "virtio, ahci or nvme")
+      ->capture_default_str();
+  boot_cmd
+      ->add_option("--nic", ib.nic,
+                   "virtio, e1000 or none (QEMU user networking)")
+      ->capture_default_str();
+  uint64_t ib_rate_mib = 0;
+  boot_cmd->add_option("--copy-rate", ib_rate_mib,
+                       "Limit the background copy to this many MiB/s "
+                       "(default: no limit)");
+  boot_cmd->add_option("--serial", ib.serial_log,
+                       "Write the guest's serial console (ttyS0) to FILE");
+  boot_cmd->add_flag("--force", ib.overwrite,
+                     "Replace --overlay if it exists (default: refuse)");
+  boot_cmd->add_flag("--quiet", ib_quiet,
+                     "No progress or milestone lines on stderr");
+  boot_cmd->add_option("--work-dir", ib.runtime_dir,
+                       "Where the NBD and QMP sockets and logs are kept "
+                       "(default $TMPDIR or /tmp; holds no disk data)");
+
   auto* key = app.add_subcommand("key", "Data keys");
   key->require_subcommand(1);
   auto* keygen = key->add_subcommand(
@@ -405,6 +550,14 @@ int main(int argc, char** argv) {
                 << ")\n";
     }
     return 0;
+  }
+
+  // instant-boot does not open the store itself: its nbdkit holds the store
+  // lock for as long as the export runs.
+  if (boot_cmd->parsed()) {
+    ib.store = c.store;
+    ib.copy_bytes_per_second = ib_rate_mib << 20;
+    return RunInstantBootCommand(ib, ib_key, c.json, ib_quiet);
   }
 
   RepositoryOptions ropts;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "common/strings.h"
@@ -41,8 +42,31 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
   }
   CAIRN_ASSIGN_OR_RETURN(Manifest base,
                          repo.LoadManifest(options.backup_id, options.key));
+  // The boot template whose kernel the plan boots: an image of this store,
+  // read with the same key; checked before anything starts.
+  std::optional<Manifest> tmpl;
+  if (options.plan.has_template_kernel()) {
+    const std::string& id = options.plan.template_kernel().image_id();
+    if (Status s = ValidateBackupId(id); !s.ok()) {
+      return absl::InvalidArgumentError(
+          StrCat("the plan's boot template image id: ", ToStd(s.message())));
+    }
+    auto m = repo.LoadManifest(id, options.key);
+    if (!m.ok()) {
+      return Status(m.status().code(),
+                    StrCat("boot template image '", id,
+                           "': ", ToStd(m.status().message())));
+    }
+    tmpl = *std::move(m);
+  }
   auto progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
     if (options.progress) options.progress(phase, done, total);
+  };
+  auto check_cancelled = [&]() -> Status {
+    if (options.cancelled && options.cancelled()) {
+      return absl::CancelledError("the restore build was cancelled");
+    }
+    return Status();
   };
 
   RestoreBuildResult result;
@@ -63,13 +87,33 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<NbdExport> exported,
                          NbdExport::Start(eo));
   WipeSecret(&eo.key_secret);
+  std::unique_ptr<NbdExport> template_export;
+  if (tmpl.has_value()) {
+    NbdExportOptions to;
+    to.store = repo.root();
+    to.backup_id = tmpl->backup_id;
+    if (tmpl->encrypted() && options.key != nullptr) {
+      to.key_secret = options.key->secret();
+    }
+    to.runtime_dir = work->path();
+    to.lock_store = false;
+    progress(StrCat("export of boot template ", to.backup_id), 0, 0);
+    auto started = NbdExport::Start(to);
+    WipeSecret(&to.key_secret);
+    if (!started.ok()) return started.status();
+    template_export = *std::move(started);
+  }
   result.export_seconds = SecondsSince(export_start);
 
+  CAIRN_RETURN_IF_ERROR(check_cancelled());
   auto customize_start = Clock::now();
   ImageCustomizerOptions co;
   co.base_nbd_socket = exported->socket_path();
   co.work_dir = work->path();
   co.plan = options.plan;
+  if (template_export != nullptr) {
+    co.template_nbd_socket = template_export->socket_path();
+  }
   co.on_step = [&](std::string_view step) {
     progress(StrCat("customize: ", step), 0, 0);
   };
@@ -77,6 +121,7 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
   result.customize_seconds = SecondsSince(customize_start);
   result.report = std::move(overlay.report);
 
+  CAIRN_RETURN_IF_ERROR(check_cancelled());
   progress("commit", 0, 0);
   auto commit_start = Clock::now();
   DerivedImageOptions d;
@@ -104,6 +149,12 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
     // The image is committed; an export that died afterwards changes
     // nothing, but say so in the log of the caller.
     progress(StrCat("export stopped with: ", ToStd(s.message())), 0, 0);
+  }
+  if (template_export != nullptr) {
+    if (Status s = template_export->Stop(); !s.ok()) {
+      progress(StrCat("template export stopped with: ", ToStd(s.message())), 0,
+               0);
+    }
   }
   return result;
 }

@@ -3,7 +3,9 @@
 // docs/restore-build.md). The phases:
 //   1. export: the backup is served read-only by nbdkit with Cairn's plugin
 //      (media_agent/nbd_export.h) on a private Unix socket, without the
-//      repository lock (the caller holds it);
+//      repository lock (the caller holds it); so is the boot template's
+//      image when the plan boots its kernel (plan.template_kernel.image_id,
+//      an image of the same store read with the same key);
 //   2. customize: ImageCustomizer edits a qcow2 overlay over the export;
 //   3. commit: WriteDerivedImage stores the overlay's image as a new
 //      "customized" image sharing every unchanged chunk with the backup;
@@ -46,6 +48,9 @@ struct RestoreBuildOptions {
   // commit's progress (bytes done, image size; 0/0 outside the commit).
   std::function<void(std::string_view phase, uint64_t done, uint64_t total)>
       progress;
+  // Polled between phases (after the export, after the customization):
+  // true stops the build with Cancelled before anything is stored.
+  std::function<bool()> cancelled;
 };
 
 struct RestoreBuildResult {
@@ -57,7 +62,8 @@ struct RestoreBuildResult {
   double commit_seconds = 0;
 };
 
-// Errors: NotFound for an unknown backup; InvalidArgument for a plan made
+// Errors: NotFound for an unknown backup or boot template image (checked
+// before the appliance starts); InvalidArgument for a plan made
 // for another backup or a bad new id; AlreadyExists when new_id is taken
 // (checked first, before any work); the export's, ImageCustomizer's and
 // WriteDerivedImage's errors otherwise.

@@ -5,9 +5,11 @@
 #include <algorithm>
 
 #include "common/peer_identity.h"
+#include "common/sparse_file.h"
 #include "common/strings.h"
 #include "server/customization_plan.h"
 #include "server/profile_diff.h"
+#include "server/restore_builds.h"
 #include "server/request_size.h"
 
 namespace cairn {
@@ -40,6 +42,8 @@ void FillJob(const Job& j, v1::JobInfo* out) {
   out->set_backup_id(j.backup_id);
   out->set_created_unix_us(j.created_us);
   out->set_finished_unix_us(j.finished_us);
+  out->set_phase(j.progress.phase);
+  out->set_result_backup_id(j.result_backup_id);
 }
 
 void FillBackup(const BackupEntry& b, v1::BackupInfo* out) {
@@ -52,6 +56,34 @@ void FillBackup(const BackupEntry& b, v1::BackupInfo* out) {
   out->set_new_stored_bytes(b.stored_bytes);
   out->set_media_id(b.media_agent_id);
   out->set_encrypted(b.encrypted);
+  out->set_status(std::string(BackupStatusName(b.status)));
+}
+
+void FillTemplate(const BootTemplate& t, v1::TemplateInfo* out) {
+  out->set_name(t.name);
+  out->set_image_id(t.image_id);
+  out->set_description(t.description);
+  out->set_kernel_version(t.kernel_version);
+  out->set_os_name(t.os_name);
+  out->set_profile_sha256(t.profile_sha256);
+  out->set_image_size(t.image_size);
+  out->set_created_unix_us(t.created_us);
+  out->set_created_by(t.created_by);
+}
+
+// The restore target of a DiffProfiles or StartRestoreBuild request.
+template <typename Request>
+RestoreTargetSpec TargetSpec(const Request& req) {
+  RestoreTargetSpec spec;
+  spec.source_backup_id = req.source_backup_id();
+  spec.target_client_id = req.target_client_id();
+  spec.target_profile_zstd = req.target_profile_zstd();
+  spec.target_raw_size = req.target_raw_size();
+  spec.nic_map.assign(req.nic_map().begin(), req.nic_map().end());
+  spec.conflict_choice = req.conflict_choice();
+  spec.drop_guest_tools = req.drop_guest_tools();
+  spec.template_name = req.template_name();
+  return spec;
 }
 
 StatusOr<JobState> ParseJobState(std::string_view name) {
@@ -71,14 +103,19 @@ AdminHandler::AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
                            JobEngine* engine, AgentRegistry* registry,
                            const JobEvents* events,
                            const PeerAuthorizer* authorizer,
-                           const ClientProfiles* profiles)
+                           const ClientProfiles* profiles,
+                           RestoreBuilds* builds, BootTemplates* templates,
+                           const ImageExports* exports)
     : catalog_(catalog),
       enrollment_(enrollment),
       engine_(engine),
       registry_(registry),
       events_(events),
       authorizer_(authorizer),
-      profiles_(profiles) {}
+      profiles_(profiles),
+      builds_(builds),
+      templates_(templates),
+      exports_(exports) {}
 
 StatusOr<PeerIdentity> AdminHandler::Authorize(
     grpc::ServerContext* ctx, const google::protobuf::Message* request,
@@ -250,12 +287,18 @@ grpc::Status AdminHandler::StartRestore(grpc::ServerContext* ctx,
   r.backup_id = req->backup_id();
   r.client_id = req->client_id();
   r.target_path = req->target_path();
+  r.resume = req->resume();
+  r.verify = !req->no_verify();
+  r.reboot = req->reboot();
   r.requested_by = peer->identity;
   AuditEntry audit = Audit(
       *peer, "restore.start", target,
       StrCat("to ",
              req->client_id().empty() ? "its own client" : req->client_id(),
-             ":", req->target_path().substr(0, 256)));
+             ":", req->target_path().substr(0, 256),
+             req->resume() ? " resume" : "",
+             req->no_verify() ? " no-verify" : "",
+             req->reboot() ? " reboot" : ""));
   auto job = engine_->StartRestore(r, &audit);
   if (!job.ok()) return ToGrpcStatus(job.status());
   FillJob(*job, resp);
@@ -400,57 +443,168 @@ grpc::Status AdminHandler::DiffProfiles(grpc::ServerContext* ctx,
       Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
                 "Admin.DiffProfiles");
   if (!peer.ok()) return ToGrpcStatus(peer.status());
-  if (req->source_backup_id().empty()) {
-    return ToGrpcStatus(absl::InvalidArgumentError("name the source backup"));
-  }
-  if (req->target_client_id().empty() == req->target_profile_zstd().empty()) {
-    return ToGrpcStatus(absl::InvalidArgumentError(
-        "name either a target client or supply a target profile"));
-  }
-  auto source = profiles_->ForBackup(req->source_backup_id());
-  if (!source.ok()) return ToGrpcStatus(source.status());
-  auto target = req->target_client_id().empty()
-                    ? ClientProfiles::Decode(req->target_profile_zstd(),
-                                             req->target_raw_size(),
-                                             "the supplied target profile")
-                    : profiles_->Latest(req->target_client_id());
-  if (!target.ok()) return ToGrpcStatus(target.status());
-  ProfileDiffOptions options;
-  options.conflict_choice = req->conflict_choice();
-  for (const std::string& pair : req->nic_map()) {
-    size_t eq = pair.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size()) {
-      return ToGrpcStatus(absl::InvalidArgumentError(StrCat(
-          "NIC mapping '", pair.substr(0, 80), "' is not SOURCE=TARGET")));
-    }
-    options.nic_map.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
-  }
-  auto plan = ProfileDiff(source->profile, target->profile, options);
-  if (!plan.ok()) return ToGrpcStatus(plan.status());
-  auto json = ProfileDiffToJson(*plan);
+  auto planned = builds_->Plan(TargetSpec(*req));
+  if (!planned.ok()) return ToGrpcStatus(planned.status());
+  auto json = ProfileDiffToJson(planned->diff);
   if (!json.ok()) return ToGrpcStatus(json.status());
-  resp->set_text(RenderProfileDiffText(*plan));
+  resp->set_text(RenderProfileDiffText(planned->diff));
   resp->set_json(*json);
-  resp->set_source_profile_sha256(source->sha256_hex);
-  resp->set_target_profile_sha256(target->sha256_hex);
+  resp->set_source_profile_sha256(planned->source_profile_sha256);
+  resp->set_target_profile_sha256(planned->target_profile_sha256);
   if (req->restore_plan()) {
-    CustomizationPlanOptions co;
-    co.source_backup_id = req->source_backup_id();
-    co.target = req->target_client_id().empty()
-                    ? StrCat("profile:", target->sha256_hex)
-                    : StrCat("client:", req->target_client_id());
-    co.source_profile_sha256 = source->sha256_hex;
-    co.target_profile_sha256 = target->sha256_hex;
-    co.drop_guest_tools = req->drop_guest_tools();
-    auto build_plan =
-        PlanCustomization(source->profile, target->profile, *plan, co);
-    if (!build_plan.ok()) return ToGrpcStatus(build_plan.status());
-    auto build_json = CustomizationPlanToJson(*build_plan);
+    auto build_json = CustomizationPlanToJson(planned->plan);
     if (!build_json.ok()) return ToGrpcStatus(build_json.status());
-    resp->set_restore_plan_text(RenderCustomizationPlanText(*build_plan));
+    resp->set_restore_plan_text(RenderCustomizationPlanText(planned->plan));
     resp->set_restore_plan_json(*build_json);
   }
   return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::StartRestoreBuild(
+    grpc::ServerContext* ctx, const v1::StartRestoreBuildRequest* req,
+    v1::StartRestoreBuildResponse* resp) {
+  const std::string target =
+      StrCat("backup/", req->source_backup_id().substr(0, 128));
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.StartRestoreBuild", "restore.build", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  AuditEntry audit = Audit(
+      *peer, "restore.build", target,
+      StrCat("for ",
+             req->target_client_id().empty()
+                 ? std::string("a supplied profile")
+                 : StrCat("client ", req->target_client_id().substr(0, 128)),
+             req->template_name().empty()
+                 ? ""
+                 : StrCat(", template ", req->template_name().substr(0, 128)),
+             req->rebuild() ? ", rebuild" : ""));
+  auto started =
+      builds_->Start(TargetSpec(*req), req->rebuild(), peer->identity, &audit);
+  if (!started.ok()) return ToGrpcStatus(started.status());
+  resp->set_plan_text(RenderCustomizationPlanText(started->plan.plan));
+  auto plan_json = CustomizationPlanToJson(started->plan.plan);
+  if (!plan_json.ok()) return ToGrpcStatus(plan_json.status());
+  resp->set_plan_json(*plan_json);
+  if (started->cached) {
+    resp->set_cached(true);
+    resp->set_image_id(started->cached->backup_id);
+    audit.details += StrCat(": cached image ", started->cached->backup_id);
+    if (auto a = catalog_->AppendAudit(audit); !a.ok()) {
+      return ToGrpcStatus(a.status());
+    }
+  } else {
+    FillJob(*started->job, resp->mutable_job());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::ExportImage(
+    grpc::ServerContext* ctx, const v1::ExportImageRequest* req,
+    grpc::ServerWriter<v1::ExportImageChunk>* writer) {
+  const std::string target = StrCat("backup/", req->backup_id().substr(0, 128));
+  auto peer =
+      Authorize(ctx, req, {Role::kAdmin, Role::kOperator, Role::kHelpdesk},
+                "Admin.ExportImage", "export", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  bool broken = false;  // the caller went away
+  auto exported = exports_->Export(
+      req->backup_id(), req->format(),
+      [&](uint64_t done, uint64_t total) {
+        v1::ExportImageChunk c;
+        c.set_phase("convert");
+        c.set_done_bytes(done);
+        c.set_total_bytes(total);
+        if (!broken && !writer->Write(c)) broken = true;
+      },
+      [&] { return broken || ctx->IsCancelled(); });
+  if (!exported.ok()) return ToGrpcStatus(exported.status());
+  const ImageExportResult& r = exported->result;
+  uint64_t sent = 0;
+  auto summary = ReadDataExtents(
+      r.destination, kExportPieceBytes,
+      [&](uint64_t offset, std::string_view data) -> Status {
+        v1::ExportImageChunk c;
+        c.set_phase("send");
+        c.set_offset(offset);
+        c.set_data(std::string(data));
+        sent += data.size();
+        c.set_done_bytes(sent);
+        c.set_total_bytes(r.allocated_bytes);
+        if (ctx->IsCancelled() || !writer->Write(c)) {
+          return absl::CancelledError("the caller stopped the export");
+        }
+        return Status();
+      });
+  if (!summary.ok()) return ToGrpcStatus(summary.status());
+  v1::ExportImageChunk last;
+  last.set_phase("send");
+  last.set_done_bytes(sent);
+  last.set_total_bytes(sent);
+  last.set_last(true);
+  last.set_file_size(summary->file_size);
+  last.set_sha256(summary->sha256_hex);
+  last.set_virtual_size(r.virtual_size);
+  if (!writer->Write(last)) {
+    return ToGrpcStatus(absl::CancelledError("the caller stopped the export"));
+  }
+  AuditEntry e = Audit(*peer, "export", target,
+                       StrCat(ImageFormatName(r.format), ", ",
+                              summary->file_size, " bytes"));
+  if (auto a = catalog_->AppendAudit(e); !a.ok()) {
+    spdlog::error("audit of an export: {}", ToStd(a.status().message()));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::ImportTemplate(grpc::ServerContext* ctx,
+                                          const v1::ImportTemplateRequest* req,
+                                          v1::TemplateInfo* resp) {
+  const std::string target = StrCat("template/", req->name().substr(0, 128));
+  auto peer = Authorize(ctx, req, {Role::kAdmin, Role::kOperator},
+                        "Admin.ImportTemplate", "template.import", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  AuditEntry audit =
+      Audit(*peer, "template.import", target,
+            StrCat("from image ", req->from_backup_id().substr(0, 128)));
+  auto t = templates_->Import(req->name(), req->from_backup_id(),
+                              req->description(), peer->identity, &audit);
+  if (!t.ok()) return ToGrpcStatus(t.status());
+  FillTemplate(*t, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::ListTemplates(grpc::ServerContext* ctx,
+                                         const v1::ListTemplatesRequest* req,
+                                         v1::ListTemplatesResponse* resp) {
+  auto peer = Authorize(ctx, req, kReaders, "Admin.ListTemplates");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto all = catalog_->ListTemplates();
+  if (!all.ok()) return ToGrpcStatus(all.status());
+  for (const BootTemplate& t : *all) FillTemplate(t, resp->add_templates());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::GetTemplate(grpc::ServerContext* ctx,
+                                       const v1::GetTemplateRequest* req,
+                                       v1::TemplateInfo* resp) {
+  auto peer = Authorize(ctx, req, kReaders, "Admin.GetTemplate");
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto t = catalog_->GetTemplate(req->name());
+  if (!t.ok()) return ToGrpcStatus(t.status());
+  FillTemplate(*t, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminHandler::DeleteTemplate(
+    grpc::ServerContext* ctx, const v1::DeleteTemplateRequest* req,
+    v1::DeleteTemplateResponse*) {
+  const std::string target = StrCat("template/", req->name().substr(0, 128));
+  auto peer = Authorize(ctx, req, {Role::kAdmin}, "Admin.DeleteTemplate",
+                        "template.delete", target);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  AuditEntry audit = Audit(*peer, "template.delete", target);
+  return ToGrpcStatus(catalog_->DeleteTemplate(req->name(), &audit));
 }
 
 grpc::Status AdminHandler::OpenBrowse(grpc::ServerContext* ctx,

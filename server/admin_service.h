@@ -2,12 +2,15 @@
 // what cairnctl calls. Thin: every RPC first authorizes the caller - a
 // verified certificate with one of the roles the RPC's proto comment lists,
 // still accepted by the catalog (PeerAuthorizer) - then converts proto to
-// domain types and calls the catalog, EnrollmentService or JobEngine.
+// domain types and calls the catalog, EnrollmentService, JobEngine,
+// RestoreBuilds, BootTemplates or ImageExports.
 //
 // Audit: every mutating RPC (CreateToken, RevokeClient, StartBackup,
-// StartRestore, StartFileRestore, CancelJob) writes its audit entry in the
-// same catalog batch as the change; a refused attempt by an authenticated
-// caller is audited with result "denied: ...".
+// StartRestore, StartFileRestore, CancelJob, StartRestoreBuild,
+// ImportTemplate, DeleteTemplate) writes its audit entry in the same
+// catalog batch as the change (ExportImage, which changes nothing, once the
+// file is sent); a refused attempt by an authenticated caller is audited
+// with result "denied: ...".
 //
 // WatchJob streams the job once at once and again after each change the
 // JobEngine reports (JobEvents), ending when the job ends, the caller
@@ -21,12 +24,15 @@
 
 #include "cairn/v1/admin.grpc.pb.h"
 #include "server/agent_registry.h"
+#include "server/boot_templates.h"
 #include "server/catalog.h"
 #include "server/client_profiles.h"
 #include "server/enrollment_service.h"
+#include "server/image_exports.h"
 #include "server/job_engine.h"
 #include "server/job_events.h"
 #include "server/peer_authorizer.h"
+#include "server/restore_builds.h"
 
 namespace cairn {
 
@@ -34,6 +40,8 @@ namespace cairn {
 inline constexpr std::chrono::seconds kDefaultTokenTtl = std::chrono::hours(1);
 // Browse tickets (Admin.OpenBrowse) live this long.
 inline constexpr std::chrono::seconds kBrowseTicketTtl = std::chrono::hours(1);
+// Admin.ExportImage sends the file in pieces of at most this size.
+inline constexpr size_t kExportPieceBytes = 1 << 20;
 // Most backups one OpenBrowse may name.
 inline constexpr int kMaxBrowseGrants = 1000;
 
@@ -43,7 +51,8 @@ class AdminHandler final : public v1::Admin::Service {
   AdminHandler(Catalog* catalog, EnrollmentService* enrollment,
                JobEngine* engine, AgentRegistry* registry,
                const JobEvents* events, const PeerAuthorizer* authorizer,
-               const ClientProfiles* profiles);
+               const ClientProfiles* profiles, RestoreBuilds* builds,
+               BootTemplates* templates, const ImageExports* exports);
 
   grpc::Status CreateToken(grpc::ServerContext* ctx,
                            const v1::CreateTokenRequest* req,
@@ -93,6 +102,24 @@ class AdminHandler final : public v1::Admin::Service {
   grpc::Status DiffProfiles(grpc::ServerContext* ctx,
                             const v1::DiffProfilesRequest* req,
                             v1::DiffProfilesResponse* resp) override;
+  grpc::Status StartRestoreBuild(grpc::ServerContext* ctx,
+                                 const v1::StartRestoreBuildRequest* req,
+                                 v1::StartRestoreBuildResponse* resp) override;
+  grpc::Status ExportImage(
+      grpc::ServerContext* ctx, const v1::ExportImageRequest* req,
+      grpc::ServerWriter<v1::ExportImageChunk>* writer) override;
+  grpc::Status ImportTemplate(grpc::ServerContext* ctx,
+                              const v1::ImportTemplateRequest* req,
+                              v1::TemplateInfo* resp) override;
+  grpc::Status ListTemplates(grpc::ServerContext* ctx,
+                             const v1::ListTemplatesRequest* req,
+                             v1::ListTemplatesResponse* resp) override;
+  grpc::Status GetTemplate(grpc::ServerContext* ctx,
+                           const v1::GetTemplateRequest* req,
+                           v1::TemplateInfo* resp) override;
+  grpc::Status DeleteTemplate(grpc::ServerContext* ctx,
+                              const v1::DeleteTemplateRequest* req,
+                              v1::DeleteTemplateResponse* resp) override;
 
  private:
   // The caller's identity if `request` is within the control message limit
@@ -113,6 +140,9 @@ class AdminHandler final : public v1::Admin::Service {
   const JobEvents* const events_;
   const PeerAuthorizer* const authorizer_;
   const ClientProfiles* const profiles_;
+  RestoreBuilds* const builds_;
+  BootTemplates* const templates_;
+  const ImageExports* const exports_;
 };
 
 }  // namespace cairn

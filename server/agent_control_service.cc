@@ -41,6 +41,9 @@ v1::ServerCommand ToProto(const AgentCommand& command) {
     p->set_backup_id(r->backup_id);
     p->set_target_path(r->target_path);
     ToProto(r->media, p->mutable_media());
+    p->set_resume(r->resume);
+    p->set_verify(r->verify);
+    p->set_reboot(r->reboot);
   } else if (const auto* f = std::get_if<FileRestoreAssignment>(&command)) {
     auto* p = out.mutable_file_restore();
     p->set_job_id(f->job_id);

@@ -37,6 +37,9 @@ struct RestoreAssignment {
   std::string backup_id;
   std::string target_path;
   MediaAssignment media;
+  bool resume = false;  // RestoreCommand (agent.proto) options
+  bool verify = true;
+  bool reboot = false;
 };
 
 // Files of a backup restored onto the client (docs/browse.md). `media`

@@ -35,6 +35,8 @@ constexpr std::string_view kAuditPrefix = "a/";
 constexpr std::string_view kUserPrefix = "u/";
 constexpr std::string_view kProfileBlobPrefix = "P/";
 constexpr std::string_view kProfileHistoryPrefix = "p/";
+constexpr std::string_view kTemplatePrefix = "T/";
+constexpr std::string_view kBuildCachePrefix = "R/";
 
 // Safety bound on chains (a chain longer than this is treated as a loop).
 constexpr size_t kMaxChainLength = 100000;
@@ -94,6 +96,14 @@ std::string ProfileBlobKey(std::string_view sha_hex) {
 }
 std::string ProfileHistoryPrefix(std::string_view client_id) {
   return StrCat(kProfileHistoryPrefix, client_id, "/");
+}
+std::string TemplateKey(std::string_view name) {
+  return StrCat(kTemplatePrefix, name);
+}
+// "R/<parent backup id>/<build key>" -> the customized image's id.
+std::string BuildCacheKey(std::string_view parent_id,
+                          std::string_view build_key) {
+  return StrCat(kBuildCachePrefix, parent_id, "/", build_key);
 }
 std::string ProfileHistoryKey(std::string_view client_id, int64_t reported_us) {
   std::string key = ProfileHistoryPrefix(client_id);
@@ -311,6 +321,7 @@ v1::BackupRecord ToProto(const BackupEntry& b) {
   r.set_chunk_count(b.chunk_count);
   r.set_profile_ref(b.profile_ref);
   r.set_encrypted(b.encrypted);
+  r.set_build_key(b.build_key);
   r.set_status(static_cast<v1::BackupRecord::Status>(b.status));
   r.set_job_id(b.job_id);
   return r;
@@ -343,6 +354,7 @@ Status FromProto(const std::string& key, const v1::BackupRecord& r,
   b->chunk_count = r.chunk_count();
   b->profile_ref = r.profile_ref();
   b->encrypted = r.encrypted();
+  b->build_key = r.build_key();
   b->job_id = r.job_id();
   return absl::OkStatus();
 }
@@ -356,6 +368,9 @@ v1::JobRecord ToProto(const Job& j) {
   r.set_media_agent_id(j.media_agent_id);
   r.set_backup_id(j.backup_id);
   r.set_incremental(j.incremental);
+  r.set_resume(j.resume);
+  r.set_no_verify(!j.verify);
+  r.set_reboot(j.reboot);
   r.set_target(j.target);
   r.set_requested_by(j.requested_by);
   r.set_created_unix_us(j.created_us);
@@ -365,6 +380,8 @@ v1::JobRecord ToProto(const Job& j) {
   r.set_total_bytes(j.progress.total_bytes);
   r.set_bytes_per_second(j.progress.bytes_per_second);
   r.set_error(j.error);
+  r.set_phase(j.progress.phase);
+  r.set_result_backup_id(j.result_backup_id);
   if (j.kind == JobKind::kFileRestore) {
     r.set_source_path(j.source_path);
     if (j.partition) r.set_partition(*j.partition);
@@ -375,7 +392,7 @@ Status FromProto(const std::string& key, const v1::JobRecord& r, Job* j) {
   if (key != JobKey(r.job_id()) || r.job_id() == 0) {
     return Damaged(key, "job id does not match the key");
   }
-  if (!EnumFromProto(r.kind(), 3, &j->kind)) {
+  if (!EnumFromProto(r.kind(), 4, &j->kind)) {
     return Damaged(key,
                    StrCat("unknown job kind ", static_cast<int>(r.kind())));
   }
@@ -388,6 +405,9 @@ Status FromProto(const std::string& key, const v1::JobRecord& r, Job* j) {
   j->media_agent_id = r.media_agent_id();
   j->backup_id = r.backup_id();
   j->incremental = r.incremental();
+  j->resume = r.resume();
+  j->verify = !r.no_verify();
+  j->reboot = r.reboot();
   j->target = r.target();
   j->requested_by = r.requested_by();
   j->created_us = r.created_unix_us();
@@ -397,6 +417,8 @@ Status FromProto(const std::string& key, const v1::JobRecord& r, Job* j) {
   j->progress.total_bytes = r.total_bytes();
   j->progress.bytes_per_second = r.bytes_per_second();
   j->error = r.error();
+  j->progress.phase = r.phase();
+  j->result_backup_id = r.result_backup_id();
   j->source_path.clear();
   j->partition.reset();
   if (j->kind == JobKind::kFileRestore) {
@@ -523,6 +545,36 @@ Status FromProto(const std::string& key, const v1::ProfileHistoryRecord& r,
   return absl::OkStatus();
 }
 
+v1::BootTemplateRecord ToProto(const BootTemplate& t) {
+  v1::BootTemplateRecord r;
+  r.set_name(t.name);
+  r.set_image_id(t.image_id);
+  r.set_description(t.description);
+  r.set_kernel_version(t.kernel_version);
+  r.set_os_name(t.os_name);
+  r.set_profile_sha256(t.profile_sha256);
+  r.set_image_size(t.image_size);
+  r.set_created_unix_us(t.created_us);
+  r.set_created_by(t.created_by);
+  return r;
+}
+Status FromProto(const std::string& key, const v1::BootTemplateRecord& r,
+                 BootTemplate* t) {
+  if (key != TemplateKey(r.name())) {
+    return Damaged(key, "template name does not match the key");
+  }
+  t->name = r.name();
+  t->image_id = r.image_id();
+  t->description = r.description();
+  t->kernel_version = r.kernel_version();
+  t->os_name = r.os_name();
+  t->profile_sha256 = r.profile_sha256();
+  t->image_size = r.image_size();
+  t->created_us = r.created_unix_us();
+  t->created_by = r.created_by();
+  return absl::OkStatus();
+}
+
 // Domain type -> its protobuf record.
 template <typename T>
 struct RecordOf;
@@ -561,6 +613,10 @@ struct RecordOf<ProfileBlob> {
 template <>
 struct RecordOf<ProfileHistoryEntry> {
   using type = v1::ProfileHistoryRecord;
+};
+template <>
+struct RecordOf<BootTemplate> {
+  using type = v1::BootTemplateRecord;
 };
 
 template <typename T>
@@ -1229,10 +1285,12 @@ Status Catalog::CommitBackup(const BackupEntry& backup, uint64_t job_id) {
     CAIRN_RETURN_IF_ERROR(
         ValidateCatalogId(backup.media_agent_id, "media agent id"));
   }
-  if (backup.kind == BackupKind::kIncremental) {
+  if (backup.kind == BackupKind::kIncremental ||
+      backup.kind == BackupKind::kCustomized) {
     if (backup.parent_id.empty()) {
       return absl::InvalidArgumentError(
-          StrCat("incremental backup '", backup.backup_id, "' needs a parent"));
+          StrCat(BackupKindName(backup.kind), " image '", backup.backup_id,
+                 "' needs a parent"));
     }
     CAIRN_RETURN_IF_ERROR(ValidateBackupId(backup.parent_id));
   } else if (!backup.parent_id.empty()) {
@@ -1293,10 +1351,16 @@ Status Catalog::CommitBackup(const BackupEntry& backup, uint64_t job_id) {
     Job job;
     CAIRN_RETURN_IF_ERROR(
         ReadRecord(db_.get(), nullptr, JobKey(job_id), JobWhat(job_id), &job));
-    if (job.kind != JobKind::kBackup) {
-      return absl::FailedPreconditionError(StrCat("job ", job_id, " is a ",
-                                                  JobKindName(job.kind),
-                                                  " job, not a backup job"));
+    const bool build = stored.kind == BackupKind::kCustomized;
+    if (job.kind != (build ? JobKind::kRestoreBuild : JobKind::kBackup)) {
+      return absl::FailedPreconditionError(
+          StrCat("job ", job_id, " is a ", JobKindName(job.kind),
+                 " job, not a ", build ? "restore-build" : "backup", " job"));
+    }
+    if (build && job.backup_id != stored.parent_id) {
+      return absl::FailedPreconditionError(
+          StrCat("job ", job_id, " builds from backup '", job.backup_id,
+                 "', not '", stored.parent_id, "'"));
     }
     if (job.state != JobState::kRunning) {
       return absl::FailedPreconditionError(StrCat(
@@ -1314,7 +1378,12 @@ Status Catalog::CommitBackup(const BackupEntry& backup, uint64_t job_id) {
     batch.Delete(JobStateKey(job.state, job_id));
     job.state = JobState::kSucceeded;
     job.finished_us = now;
-    job.backup_id = stored.backup_id;
+    if (build) {
+      job.result_backup_id = stored.backup_id;
+    } else {
+      job.backup_id = stored.backup_id;
+    }
+    job.progress.phase.clear();
     if (job.progress.total_bytes > 0) {
       job.progress.done_bytes = job.progress.total_bytes;
     }
@@ -1326,6 +1395,10 @@ Status Catalog::CommitBackup(const BackupEntry& backup, uint64_t job_id) {
   batch.PutRaw(
       BackupIndexKey(stored.client_id, stored.created_us, stored.backup_id),
       {});
+  if (stored.kind == BackupKind::kCustomized && !stored.build_key.empty()) {
+    batch.PutRaw(BuildCacheKey(stored.parent_id, stored.build_key),
+                 stored.backup_id);
+  }
   return Commit(&batch);
 }
 
@@ -1427,7 +1500,8 @@ StatusOr<Job> Catalog::CreateJob(const Job& spec, const AuditEntry* audit) {
   std::lock_guard<std::mutex> lock(mu_);
   CAIRN_RETURN_IF_ERROR(CheckOpen());
   if (spec.kind != JobKind::kBackup && spec.kind != JobKind::kRestore &&
-      spec.kind != JobKind::kFileRestore) {
+      spec.kind != JobKind::kFileRestore &&
+      spec.kind != JobKind::kRestoreBuild) {
     return absl::InvalidArgumentError(
         StrCat("unknown job kind ", static_cast<int>(spec.kind)));
   }
@@ -1453,7 +1527,7 @@ StatusOr<Job> Catalog::CreateJob(const Job& spec, const AuditEntry* audit) {
           StrCat("media agent '", agent.media_agent_id, "' is revoked"));
     }
   }
-  if (spec.kind == JobKind::kRestore || spec.kind == JobKind::kFileRestore) {
+  if (spec.kind != JobKind::kBackup) {
     if (spec.backup_id.empty()) {
       return absl::InvalidArgumentError(
           StrCat("a ", JobKindName(spec.kind), " job needs a backup id"));
@@ -1600,10 +1674,10 @@ Status Catalog::FinishJob(uint64_t job_id, JobState state,
         "job ", job_id, " already finished (", JobStateName(job.state), ")"));
   }
   if (state == JobState::kSucceeded) {
-    if (job.kind == JobKind::kBackup) {
+    if (job.kind == JobKind::kBackup || job.kind == JobKind::kRestoreBuild) {
       return absl::FailedPreconditionError(
-          StrCat("backup job ", job_id,
-                 " succeeds only by committing its backup (CommitBackup)"));
+          StrCat(JobKindName(job.kind), " job ", job_id,
+                 " succeeds only by committing its image (CommitBackup)"));
     }
     if (job.state != JobState::kRunning) {
       return absl::FailedPreconditionError(
@@ -1660,6 +1734,82 @@ Status Catalog::DeleteUser(std::string_view name, const AuditEntry* audit) {
   CAIRN_RETURN_IF_ERROR(GetUser(name).status());
   Batch batch(*this);
   batch.Delete(UserKey(name));
+  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
+  return Commit(&batch);
+}
+
+// ---- Restore-build cache and boot templates --------------------------------
+
+StatusOr<BackupEntry> Catalog::FindCustomizedImage(
+    std::string_view parent_id, std::string_view build_key) const {
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  CAIRN_RETURN_IF_ERROR(ValidateBackupId(parent_id));
+  const std::string key = BuildCacheKey(parent_id, build_key);
+  std::string value;
+  rocksdb::Status s = db_->Get(ReadAt(nullptr), key, &value);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(StrCat("no restore build of '", parent_id,
+                                      "' for ", build_key));
+  }
+  CAIRN_RETURN_IF_ERROR(
+      FromRocks(s, StrCat("reading catalog key ", DescribeKey(key))));
+  BackupEntry image;
+  CAIRN_RETURN_IF_ERROR(ReadIndexed(db_.get(), nullptr, key, BackupKey(value),
+                                    &image));
+  return image;
+}
+
+Status Catalog::CreateTemplate(const BootTemplate& t,
+                               const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(t.name, "template name"));
+  if (t.kernel_version.empty()) {
+    return absl::InvalidArgumentError(
+        StrCat("template '", t.name, "' has no kernel version"));
+  }
+  BootTemplate existing;
+  bool found = false;
+  CAIRN_RETURN_IF_ERROR(
+      MaybeReadRecord(db_.get(), TemplateKey(t.name), &existing, &found));
+  if (found) {
+    return absl::AlreadyExistsError(
+        StrCat("template '", t.name, "' already exists"));
+  }
+  CAIRN_ASSIGN_OR_RETURN(BackupEntry image, GetBackup(t.image_id));
+  if (image.status != BackupStatus::kAvailable) {
+    return absl::FailedPreconditionError(
+        StrCat("image '", image.backup_id, "' is ",
+               BackupStatusName(image.status)));
+  }
+  BootTemplate stored = t;
+  stored.created_us = Now();
+  Batch batch(*this);
+  batch.Put(TemplateKey(stored.name), stored);
+  CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
+  return Commit(&batch);
+}
+
+StatusOr<BootTemplate> Catalog::GetTemplate(std::string_view name) const {
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  CAIRN_RETURN_IF_ERROR(ValidateCatalogId(name, "template name"));
+  BootTemplate t;
+  CAIRN_RETURN_IF_ERROR(ReadRecord(db_.get(), nullptr, TemplateKey(name),
+                                   StrCat("template '", name, "'"), &t));
+  return t;
+}
+
+StatusOr<std::vector<BootTemplate>> Catalog::ListTemplates() const {
+  CAIRN_RETURN_IF_ERROR(CheckOpen());
+  return ListAll<BootTemplate>(db_.get(), kTemplatePrefix);
+}
+
+Status Catalog::DeleteTemplate(std::string_view name,
+                               const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CAIRN_RETURN_IF_ERROR(GetTemplate(name).status());
+  Batch batch(*this);
+  batch.Delete(TemplateKey(name));
   CAIRN_RETURN_IF_ERROR(StageAuditIf(&batch, audit));
   return Commit(&batch);
 }

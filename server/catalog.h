@@ -159,6 +159,24 @@ class Catalog {
       std::string_view backup_id) const;
   Status SetBackupStatus(std::string_view backup_id, BackupStatus status,
                          const AuditEntry* audit = nullptr);
+  // The customized image an earlier restore build of `parent_id` recorded
+  // under `build_key` (BackupEntry::build_key; CommitBackup writes the
+  // "R/" entry with the image). NotFound if there is none.
+  StatusOr<BackupEntry> FindCustomizedImage(std::string_view parent_id,
+                                            std::string_view build_key) const;
+
+  // ---- Boot templates ----------------------------------------------------
+
+  // Records a new template (created_us = now). The name must be a valid id
+  // and new (AlreadyExists); its image must exist, be available
+  // (FailedPrecondition) and have a kernel version.
+  Status CreateTemplate(const BootTemplate& t,
+                        const AuditEntry* audit = nullptr);
+  StatusOr<BootTemplate> GetTemplate(std::string_view name) const;
+  StatusOr<std::vector<BootTemplate>> ListTemplates() const;  // by name
+  // Removes the record only; the image stays. NotFound if unknown.
+  Status DeleteTemplate(std::string_view name,
+                        const AuditEntry* audit = nullptr);
 
   // ---- Jobs --------------------------------------------------------------
 

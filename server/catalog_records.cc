@@ -52,6 +52,8 @@ std::string_view JobKindName(JobKind kind) {
       return "restore";
     case JobKind::kFileRestore:
       return "file-restore";
+    case JobKind::kRestoreBuild:
+      return "restore-build";
   }
   return "unknown";
 }

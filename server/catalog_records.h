@@ -103,11 +103,21 @@ struct BackupEntry {
   BackupStatus status = BackupStatus::kAvailable;
   uint64_t job_id = 0;     // the job that produced it; 0 if none
   bool encrypted = false;  // stored under the storage policy's data key
+  // kCustomized: "<target profile sha256>/<plan digest>", the restore-build
+  // cache key with parent_id (Catalog::FindCustomizedImage).
+  std::string build_key;
 };
 
 // kRestore writes a whole image; kFileRestore restores files of a backup
-// onto a client through its agent (docs/browse.md, "browse get --to-agent").
-enum class JobKind : uint8_t { kBackup = 1, kRestore = 2, kFileRestore = 3 };
+// onto a client through its agent (docs/browse.md, "browse get --to-agent");
+// kRestoreBuild makes a customized image of a backup on the media agent
+// (server/restore_builds.h) and succeeds by committing it.
+enum class JobKind : uint8_t {
+  kBackup = 1,
+  kRestore = 2,
+  kFileRestore = 3,
+  kRestoreBuild = 4,
+};
 std::string_view JobKindName(JobKind kind);
 
 // Allowed transitions: kQueued -> kRunning | kFailed | kCancelled;
@@ -129,6 +139,7 @@ struct JobProgress {
   uint64_t done_bytes = 0;
   uint64_t total_bytes = 0;
   uint64_t bytes_per_second = 0;
+  std::string phase;  // optional: what the job is doing now
 };
 
 struct Job {
@@ -141,6 +152,12 @@ struct Job {
   // file-restore jobs: the backup restored.
   std::string backup_id;
   bool incremental = false;  // backup jobs
+  // Restore jobs (agent/image_restore.h): write only what the target lacks;
+  // re-read and check it after writing; run the agent's reboot_command
+  // after success.
+  bool resume = false;
+  bool verify = true;
+  bool reboot = false;
   // Backup jobs: the source path on the client. Restore jobs: device, path
   // or hypervisor spec. File-restore jobs: the absolute path on the client
   // that the restored item gets.
@@ -155,7 +172,25 @@ struct Job {
   int64_t started_us = 0;
   int64_t finished_us = 0;
   JobProgress progress;
-  std::string error;  // set when kFailed (and optionally kCancelled)
+  // Set when kFailed (and optionally kCancelled). A succeeded restore job:
+  // the agent's summary (chunks written / already in place, verified).
+  std::string error;
+  // kRestoreBuild: the customized image it made (set when it succeeds).
+  std::string result_backup_id;
+};
+
+// A generic boot template: an image of the catalog whose kernel a restore
+// build may install (docs/restore-build.md).
+struct BootTemplate {
+  std::string name;      // ValidateCatalogId
+  std::string image_id;  // a BackupEntry
+  std::string description;
+  std::string kernel_version;
+  std::string os_name;
+  std::string profile_sha256;
+  uint64_t image_size = 0;
+  int64_t created_us = 0;  // set by the catalog
+  std::string created_by;
 };
 
 // Selects jobs for Catalog::ListJobs. Unset fields match everything.

@@ -45,6 +45,96 @@ std::string ModeName(v1::FirmwareMode m) {
   }
 }
 
+// The "use-template-kernel" choice. Returns whether the plan boots the
+// template's kernel; then plan->kernel_version and template_kernel are set,
+// a step says what is installed and why, and *add holds the modules that
+// kernel's initramfs needs for the target's boot path. Without a template,
+// or with one whose kernel cannot drive a device either, blockers.
+StatusOr<bool> PlanTemplateKernel(const v1::ProfileDiffPlan& diff,
+                                  const v1::HardwareProfile& target,
+                                  const CustomizationPlanOptions& options,
+                                  v1::CustomizationPlan* plan,
+                                  std::vector<std::string>* add) {
+  std::vector<const v1::DeviceConflict*> chosen;
+  for (const auto& c : diff.conflicts()) {
+    if (c.chosen() == kUseTemplateKernel) chosen.push_back(&c);
+  }
+  if (chosen.empty()) return false;
+  if (options.template_profile == nullptr ||
+      options.template_image_id.empty()) {
+    for (const auto* c : chosen) {
+      plan->add_blockers(StrCat(
+          "device ", c->device(),
+          ": the template kernel was chosen but no template was given (",
+          options.template_profile == nullptr
+              ? "pass the template's profile and image: --template-profile "
+                "FILE --template-image ID, or --template NAME through the "
+                "server"
+              : "the template's image id is missing",
+          ")"));
+    }
+    return false;
+  }
+  const std::string tname =
+      options.template_name.empty()
+          ? StrCat("image ", options.template_image_id)
+          : StrCat("'", options.template_name, "' (image ",
+                   options.template_image_id, ")");
+  // The template's kernel against the target: which of its modules the
+  // target's boot path needs, and whether it drives every device.
+  auto tdiff = ProfileDiff(*options.template_profile, target, {});
+  if (!tdiff.ok()) {
+    return Status(
+        tdiff.status().code(),
+        StrCat("template ", tname, ": ", ToStd(tdiff.status().message())));
+  }
+  const std::string& kver = tdiff->source_kernel();
+  bool lacking = false;
+  for (const auto& c : tdiff->conflicts()) {
+    lacking = true;
+    plan->add_blockers(StrCat("device ", c.device(), ": the kernel ", kver,
+                              " of template ", tname,
+                              " cannot drive it either (", c.reason(), ")"));
+  }
+  if (lacking) return false;
+  add->clear();
+  for (const auto& m : tdiff->modules()) {
+    // The initramfs is created in the restored system with its own
+    // configuration, so every boot-critical module that is not built in
+    // goes in, including those the template's own initramfs has.
+    if (m.boot_critical() &&
+        (m.placement() == v1::MODULE_PLACEMENT_ADD_TO_INITRAMFS ||
+         m.placement() == v1::MODULE_PLACEMENT_IN_INITRAMFS)) {
+      add->push_back(m.module());
+    }
+  }
+  v1::TemplateKernel* t = plan->mutable_template_kernel();
+  t->set_template_name(options.template_name);
+  t->set_image_id(options.template_image_id);
+  t->set_kernel_version(kver);
+  t->set_template_profile_sha256(
+      options.template_profile_sha256.empty()
+          ? ProfileSha256Hex(*options.template_profile)
+          : options.template_profile_sha256);
+  plan->set_kernel_version(kver);
+  std::string devices;
+  for (const auto* c : chosen) {
+    devices += StrCat(devices.empty() ? "" : ", ", c->device());
+  }
+  plan->add_steps(StrCat(
+      "install kernel ", kver, " from boot template ", tname,
+      ": the source kernel ", diff.source_kernel(), " has no driver for ",
+      devices, " and use-template-kernel was chosen; copy /boot/vmlinuz-", kver,
+      ", config-", kver, ", System.map-", kver, " and /lib/modules/", kver,
+      " from the template",
+      kver == diff.source_kernel()
+          ? StrCat(" (the same version as the source's: the template's "
+                   "module tree replaces the source's)")
+          : std::string(),
+      ", run depmod, and boot it instead of ", diff.source_kernel()));
+  return true;
+}
+
 }  // namespace
 
 StatusOr<v1::CustomizationPlan> PlanCustomization(
@@ -166,22 +256,23 @@ StatusOr<v1::CustomizationPlan> PlanCustomization(
       add.push_back(m.module());
     }
   }
-  for (const auto& c : diff.conflicts()) {
-    if (c.chosen() == kUseTemplateKernel) {
-      plan.add_blockers(StrCat(
-          "device ", c.device(),
-          ": booting the template's kernel needs boot templates, which this "
-          "version does not have yet"));
-    }
-  }
-  if (!add.empty()) {
+  CAIRN_ASSIGN_OR_RETURN(
+      bool template_kernel,
+      PlanTemplateKernel(diff, target, options, &plan, &add));
+  if (!add.empty() || template_kernel) {
     for (const auto& m : add) plan.add_initramfs_modules(m);
     plan.set_rebuild_initramfs(true);
     std::string list;
     for (const auto& m : add) list += StrCat(list.empty() ? "" : " ", m);
-    plan.add_steps(StrCat("add ", list, " to the initramfs of kernel ",
-                          diff.source_kernel(),
-                          " and rebuild it with the guest's own tool"));
+    plan.add_steps(
+        add.empty()
+            ? StrCat("create the initramfs of kernel ", plan.kernel_version(),
+                     " with the guest's own tool")
+            : StrCat("add ", list, " to the initramfs of kernel ",
+                     plan.kernel_version(),
+                     template_kernel
+                         ? " and build it with the guest's own tool"
+                         : " and rebuild it with the guest's own tool"));
   }
 
   // 5. Boot loader.
@@ -192,11 +283,19 @@ StatusOr<v1::CustomizationPlan> PlanCustomization(
         "(fstab, by UUID), install GRUB for x86_64-efi at the removable path "
         "\\EFI\\BOOT\\BOOTX64.EFI (the target's NVRAM is not touched) and "
         "regenerate its configuration; grub-pc stays installed");
-  } else if (boot_refs) {
+    if (plan.has_template_kernel()) {
+      plan.add_steps(StrCat("make kernel ", plan.kernel_version(),
+                            " GRUB's default entry"));
+    }
+  } else if (boot_refs || plan.has_template_kernel()) {
     plan.set_regenerate_boot_config(true);
     plan.add_steps(
-        "regenerate the boot loader configuration (update-grub) so it boots "
-        "by UUID");
+        plan.has_template_kernel()
+            ? StrCat("regenerate the boot loader configuration (update-grub) "
+                     "and make kernel ",
+                     plan.kernel_version(), " GRUB's default entry")
+            : std::string("regenerate the boot loader configuration "
+                          "(update-grub) so it boots by UUID"));
   }
 
   // 6. Guest tools.
@@ -242,6 +341,13 @@ std::string RenderCustomizationPlanText(const v1::CustomizationPlan& plan) {
   std::string out = StrCat("Restore build of ", plan.source_backup_id(),
                            " for ", plan.target(), ":\n");
   int n = 0;
+  if (plan.has_template_kernel()) {
+    const v1::TemplateKernel& t = plan.template_kernel();
+    out +=
+        StrCat("Boots kernel ", t.kernel_version(), " of boot template ",
+               t.template_name().empty() ? "" : StrCat(t.template_name(), " "),
+               "(image ", t.image_id(), "), not the source's own.\n");
+  }
   for (const auto& s : plan.steps()) out += StrCat("  ", ++n, ". ", s, "\n");
   if (plan.blockers().empty()) {
     out += "Ready to build.\n";

@@ -8,6 +8,16 @@
 //  - kernel: the source's (diff.source_kernel); the restored system boots
 //    it directly. Its initramfs gets every module the diff places
 //    "add_to_initramfs" and is rebuilt.
+//  - template kernel: only when the user chose "use-template-kernel" for a
+//    device conflict (the source kernel lacks its driver). Without a
+//    template (options.template_profile) that is a blocker. With one, the
+//    restored system boots the template's kernel (its running kernel, else
+//    its newest installed one): plan.kernel_version becomes it,
+//    plan.template_kernel names it, and the initramfs modules are those the
+//    target's boot path needs with THAT kernel (the template profile
+//    diffed against the target: its boot-critical modules that are not
+//    built in). A device the template kernel cannot drive either is a
+//    blocker. The boot loader configuration is regenerated so GRUB boots it.
 //  - device references: rewritten to UUID= whenever the source has
 //    references by device name, by-path or by-id (fstab, crypttab, the
 //    boot loader) - they break when the controller changes, and are fragile
@@ -17,9 +27,9 @@
 //  - disk: the first disk's sizes (grow when larger).
 //  - guest tools for a hypervisor the target is not: disabled only with
 //    `drop_guest_tools` (the diff lists them as removals either way).
-//  - blockers: the diff's, plus what this version cannot build: a BIOS <->
-//    UEFI change, a smaller disk, the template-kernel choice (needs boot
-//    templates).
+//  - blockers: the diff's, plus what this version cannot build: a UEFI ->
+//    BIOS change, a smaller disk, the template-kernel choice without a
+//    template (or with one whose kernel lacks a needed driver too).
 //
 // Thread safety: pure functions.
 #ifndef CAIRN_SERVER_CUSTOMIZATION_PLAN_H_
@@ -39,8 +49,19 @@ struct CustomizationPlanOptions {
   std::string source_profile_sha256;
   std::string target_profile_sha256;
   bool drop_guest_tools = false;
+  // The boot template for a "use-template-kernel" choice: its hardware
+  // profile (not owned; must outlive the call), catalog name, image id in
+  // the media agent's store and profile hash (computed when empty). Unused
+  // unless a conflict chose the template kernel.
+  const v1::HardwareProfile* template_profile = nullptr;
+  std::string template_name;
+  std::string template_image_id;
+  std::string template_profile_sha256;
 };
 
+// Errors: InvalidArgument when the template profile cannot be diffed
+// against the target (a hostile modalias), FailedPrecondition when it lists
+// no kernel or its kernel's module indices are missing.
 StatusOr<v1::CustomizationPlan> PlanCustomization(
     const v1::HardwareProfile& source, const v1::HardwareProfile& target,
     const v1::ProfileDiffPlan& diff, const CustomizationPlanOptions& options);

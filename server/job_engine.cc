@@ -121,6 +121,9 @@ StatusOr<Job> JobEngine::StartRestore(const RestoreJobRequest& request,
   spec.kind = JobKind::kRestore;
   spec.target = request.target_path;
   spec.requested_by = request.requested_by;
+  spec.resume = request.resume;
+  spec.verify = request.verify;
+  spec.reboot = request.reboot;
   return Enqueue(spec, audit);
 }
 
@@ -158,6 +161,10 @@ StatusOr<Job> JobEngine::Cancel(uint64_t job_id, const AuditEntry* audit) {
     registry_->Send(it->second.client_id, it->second.session_id,
                     CancelAssignment{job_id});
     active_.erase(it);
+  }
+  if (job.kind == JobKind::kRestoreBuild && job.state == JobState::kRunning &&
+      options_.cancel_server_job) {
+    options_.cancel_server_job(job_id);
   }
   CAIRN_RETURN_IF_ERROR(
       catalog_->FinishJob(job_id, JobState::kCancelled, "", audit));
@@ -314,9 +321,23 @@ Status JobEngine::ReportResult(const std::string& client_id,
                            ? "the agent reported a failure without a reason"
                            : outcome.error);
   } else if (a.kind == JobKind::kRestore || a.kind == JobKind::kFileRestore) {
-    if (a.kind == JobKind::kFileRestore && outcome.image_size > 0) {
+    std::string summary;
+    if (a.kind == JobKind::kRestore) {
+      // The agent's figures (agent.proto JobResult) as the job's message.
+      auto job = catalog_->GetJob(job_id);
+      const bool verified = job.ok() && job->verify;
+      summary = StrCat("wrote ", outcome.chunks_new, " chunks (",
+                       outcome.new_stored_bytes, " bytes), skipped ",
+                       outcome.chunks_deduplicated,
+                       " chunks already in place; ",
+                       verified ? StrCat("verified ", outcome.image_size,
+                                         " bytes")
+                                : std::string("not verified"));
+    }
+    if (outcome.image_size > 0) {
       // The bytes restored, also when the job ended before its first
-      // progress report.
+      // progress report (a restore's progress also counted its verify
+      // phase).
       JobProgress p;
       p.done_bytes = p.total_bytes = outcome.image_size;
       p.bytes_per_second =
@@ -327,7 +348,7 @@ Status JobEngine::ReportResult(const std::string& client_id,
                      ToStd(s.message()));
       }
     }
-    FinishActiveLocked(job_id, JobState::kSucceeded, "");
+    FinishActiveLocked(job_id, JobState::kSucceeded, summary);
   } else {
     std::string backup_id =
         outcome.backup_id.empty() ? a.backup_id : outcome.backup_id;
@@ -458,13 +479,16 @@ void JobEngine::DispatchLocked(const std::string& client_id) {
     JobFilter filter;
     filter.state = JobState::kQueued;
     filter.client_id = client_id;
-    filter.limit = 1;
     auto queued = catalog_->ListJobs(filter);
     if (!queued.ok()) {
       spdlog::error("listing queued jobs of {}: {}", client_id,
                     ToStd(queued.status().message()));
       return;
     }
+    // Restore builds run on the server (RestoreBuilds), not on the client.
+    std::erase_if(*queued, [](const Job& j) {
+      return j.kind == JobKind::kRestoreBuild;
+    });
     if (queued->empty()) return;
     const Job& job = queued->front();
     Status s = DispatchJobLocked(job, *session_id);
@@ -692,6 +716,9 @@ Status JobEngine::DispatchJobLocked(const Job& job, uint64_t session_id) {
     r.backup_id = a.backup_id;
     r.target_path = job.target;
     r.media = std::move(m);
+    r.resume = job.resume;
+    r.verify = job.verify;
+    r.reboot = job.reboot;
     command = std::move(r);
   }
   active_[job.job_id] = a;

@@ -24,8 +24,10 @@
 //             the agent, must verify and match the job); CommitBackup
 //             records the backup and the job's success in one batch - the
 //             backup exists from then on. Restore and file restore ok:
-//             FinishJob(kSucceeded) (a file restore first records the bytes
-//             it restored, JobOutcome::image_size, as its progress).
+//             FinishJob(kSucceeded) (both first record the bytes they
+//             restored, JobOutcome::image_size, as their progress; a restore
+//             keeps the agent's figures - chunks written, skipped, verified
+//             - as the job's message).
 //             Not ok: FinishJob(kFailed, the agent's error).
 //   cancel    a queued job is cancelled in place; a running one also gets a
 //             CancelAssignment pushed to its agent. A late result is ignored.
@@ -100,6 +102,9 @@ struct JobEngineOptions {
       committed_check;
   // Microseconds since the epoch; empty: the system clock.
   std::function<int64_t()> clock;
+  // Cancel() of a running job that runs in the server itself (a restore
+  // build, server/restore_builds.h) calls this after marking it cancelled.
+  std::function<void(uint64_t job_id)> cancel_server_job;
 };
 
 struct BackupJobRequest {
@@ -114,6 +119,9 @@ struct RestoreJobRequest {
   std::string client_id;    // target machine; empty: the backup's client
   std::string target_path;  // on the target machine
   std::string requested_by;
+  bool resume = false;  // RestoreCommand options (agent.proto)
+  bool verify = true;
+  bool reboot = false;
 };
 
 // Files of a backup restored onto a client through its agent

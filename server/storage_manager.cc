@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "common/env.h"
 #include "common/strings.h"
 #include "common/tls.h"
@@ -13,15 +15,18 @@
 #include "server/admin_service.h"
 #include "server/agent_control_service.h"
 #include "server/agent_registry.h"
+#include "server/boot_templates.h"
 #include "server/catalog.h"
 #include "server/certificate_authority.h"
 #include "server/client_profiles.h"
 #include "server/embedded_media_service.h"
 #include "server/enrollment_service.h"
 #include "server/health_service.h"
+#include "server/image_exports.h"
 #include "server/job_engine.h"
 #include "server/job_events.h"
 #include "server/peer_authorizer.h"
+#include "server/restore_builds.h"
 #include "server/server_home.h"
 
 namespace cairn {
@@ -81,6 +86,10 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
 
   m->registry_ = std::make_unique<AgentRegistry>();
   m->events_ = std::make_unique<JobEvents>();
+  StorageManager* self = m.get();
+  engine_options.cancel_server_job = [self](uint64_t job_id) {
+    if (self->builds_) self->builds_->CancelRunning(job_id);
+  };
   m->engine_ =
       std::make_unique<JobEngine>(m->catalog_.get(), m->registry_.get(),
                                   m->events_.get(), std::move(engine_options));
@@ -120,6 +129,24 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
   AgentControlOptions agent_options;
   agent_options.heartbeat_interval = options.heartbeat_interval;
   m->profiles_ = std::make_unique<ClientProfiles>(m->catalog_.get());
+  RestoreBuildsOptions build_options;
+  build_options.repository = m->repository_.get();
+  build_options.data_key = home.data_key;
+  build_options.work_dir = JoinPath(options.dir, "builds");
+  if (std::error_code ec;
+      !std::filesystem::create_directories(build_options.work_dir, ec) && ec) {
+    return absl::UnavailableError(StrCat("cannot create ",
+                                         build_options.work_dir, ": ",
+                                         ec.message()));
+  }
+  m->builds_ = std::make_unique<RestoreBuilds>(
+      m->catalog_.get(), m->profiles_.get(), m->events_.get(),
+      std::move(build_options));
+  m->templates_ = std::make_unique<BootTemplates>(m->catalog_.get(),
+                                                  m->profiles_.get());
+  m->exports_ = std::make_unique<ImageExports>(
+      m->catalog_.get(), m->repository_.get(), home.data_key,
+      JoinPath(options.dir, "builds"));
   m->agent_control_ = std::make_unique<AgentControlHandler>(
       m->catalog_.get(), m->enrollment_.get(), m->engine_.get(),
       m->registry_.get(), m->authorizer_.get(), m->profiles_.get(),
@@ -127,7 +154,8 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
   m->admin_ = std::make_unique<AdminHandler>(
       m->catalog_.get(), m->enrollment_.get(), m->engine_.get(),
       m->registry_.get(), m->events_.get(), m->authorizer_.get(),
-      m->profiles_.get());
+      m->profiles_.get(), m->builds_.get(), m->templates_.get(),
+      m->exports_.get());
   m->health_ = std::make_unique<HealthHandler>(m->authorizer_.get());
 
   grpc::ServerBuilder builder;
@@ -168,6 +196,7 @@ Status StorageManager::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + shutdown_grace_);
     server_->Wait();
   }
+  if (builds_) builds_->Shutdown();
   if (data_path_) data_path_->SetCommitListener(nullptr);
   if (browser_) browser_->Shutdown();
   Status s;

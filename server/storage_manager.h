@@ -36,6 +36,7 @@ class AdminHandler;
 class AgentControlHandler;
 class AgentRegistry;
 class BrowseServiceHandler;
+class BootTemplates;
 class Browser;
 class Catalog;
 class CertificateAuthority;
@@ -43,11 +44,13 @@ class DataPath;
 class EnrollmentService;
 class ClientProfiles;
 class HealthHandler;
+class ImageExports;
 class JobEngine;
 class JobEvents;
 class MediaServiceHandler;
 class PeerAuthorizer;
 class Repository;
+class RestoreBuilds;
 
 inline constexpr int kServerMaxMessageBytes = kMediaMaxMessageBytes;
 
@@ -112,6 +115,9 @@ class StorageManager {
   std::unique_ptr<Repository> repository_;
   std::unique_ptr<DataPath> data_path_;
   std::unique_ptr<ClientProfiles> profiles_;
+  std::unique_ptr<RestoreBuilds> builds_;
+  std::unique_ptr<BootTemplates> templates_;
+  std::unique_ptr<ImageExports> exports_;
   std::unique_ptr<AgentControlHandler> agent_control_;
   std::unique_ptr<AdminHandler> admin_;
   std::unique_ptr<HealthHandler> health_;

@@ -5,7 +5,11 @@
 #   that a reused token and a wrong CA fingerprint are refused and write
 #   nothing), run the agent, back up a 256 MiB ext4 image, change a file,
 #   take an incremental, restore it to a new file and prove it byte-exact
-#   (cmp, qemu-img compare), revoke the client and check a new backup fails,
+#   (cmp, qemu-img compare); restore --reboot: refused (nothing written) by
+#   an agent without reboot_command, and with one the command runs after the
+#   verified restore; corrupt the restored file and restore --resume: only
+#   the damaged chunks are written, byte-exact again; revoke the client and
+#   check a new backup fails,
 #   make a restore build plan for the backup through the server, and stop
 #   the agent with SIGTERM (exit 0).
 #
@@ -83,6 +87,57 @@ cmp disk.img restored.img || fail "restore is not byte-exact"
 qemu-img compare -q -f raw -F raw disk.img restored.img || fail "qemu-img compare differs"
 ctl jobs list --client "$CLIENT" | grep -c succeeded | grep -q '^3$' \
   || fail "jobs list does not show 3 succeeded jobs: $(ctl jobs list)"
+
+step "restore --reboot on an agent without reboot_command fails before writing"
+set +e
+ctl restore start --backup "$INCR" --target "$WORK/noreboot.img" --reboot --wait \
+  > noreboot.out 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "restore --reboot without reboot_command succeeded"
+grep -q "reboot requested but this agent has no reboot_command configured" noreboot.out \
+  || fail "no clear reboot error: $(cat noreboot.out)"
+[ ! -e noreboot.img ] || fail "the refused restore created its target"
+
+step "restart the agent with a reboot_command (a script writing a marker)"
+cat > fake-reboot.sh <<'SH'
+#!/bin/sh
+echo "reboot requested" > "$1"
+SH
+chmod +x fake-reboot.sh
+grep -v '^reboot_command:' agent/agent.yaml > agent/agent.yaml.new || true
+printf 'reboot_command: ["%s", "%s"]\n' "$WORK/fake-reboot.sh" "$WORK/rebooted.marker" \
+  >> agent/agent.yaml.new
+chmod 600 agent/agent.yaml.new && mv agent/agent.yaml.new agent/agent.yaml
+stop_pid "$AGENT_PID" TERM
+[ "$STOP_RC" -eq 0 ] || fail "cairn-agent exited $STOP_RC on SIGTERM"
+net_agent_start "$WORK/agent" agent-2.log --heartbeat-interval 2
+wait_until 30 client_connected "$CLIENT" || fail "agent did not reconnect"
+
+step "restore --reboot: verified, then the reboot command runs"
+ctl restore start --backup "$INCR" --target "$WORK/rebooted.img" --reboot --wait \
+  > reboot.out 2>&1 || fail "restore --reboot failed: $(cat reboot.out)"
+wait_until 30 test -s rebooted.marker || fail "the reboot command did not run"
+cmp disk.img rebooted.img || fail "restore --reboot is not byte-exact"
+grep -q "verified 268435456 bytes" reboot.out \
+  || fail "the restore does not report its verification: $(cat reboot.out)"
+grep -q "rebooting" agent-2.log || fail "the agent did not log the reboot"
+
+step "corrupt 5 MiB in the middle, restore --resume to the same file"
+dd if=/dev/urandom of=rebooted.img bs=1M seek=100 count=5 conv=notrunc status=none
+cmp -s disk.img rebooted.img && fail "the corruption did not change the file"
+ctl --json restore start --backup "$INCR" --target "$WORK/rebooted.img" --resume \
+  --wait > resume.json || fail "restore --resume failed: $(cat resume.json)"
+RESUME_JOB=$(json_field job_id < resume.json)
+result=$(job_field "$RESUME_JOB" result)
+echo "resume result: $result"
+written=$(echo "$result" | sed -n 's/^wrote [0-9]* chunks (\([0-9]*\) bytes).*/\1/p')
+skipped=$(echo "$result" | sed -n 's/.*skipped \([0-9]*\) chunks.*/\1/p')
+[ -n "$written" ] && [ -n "$skipped" ] || fail "no figures in the job result: $result"
+[ "$skipped" -gt 0 ] || fail "resume skipped no chunk: $result"
+[ "$written" -lt "$(stat -c %s disk.img)" ] || fail "resume rewrote the whole image: $result"
+[ "$written" -gt 0 ] || fail "resume wrote nothing over the corruption: $result"
+cmp disk.img rebooted.img || fail "restore --resume is not byte-exact"
 
 step "restore plan through the server (the backup onto its own client)"
 ctl profile show "$CLIENT" --out "$WORK/self.pb" > /dev/null

@@ -54,6 +54,19 @@ TEST(CairnctlArgsTest, ParsesEveryCommand) {
   EXPECT_EQ(restore->backup, "b1");
   EXPECT_EQ(restore->target, "/tmp/out.img");
   EXPECT_FALSE(restore->wait);
+  EXPECT_FALSE(restore->resume);
+  EXPECT_FALSE(restore->no_verify);
+  EXPECT_FALSE(restore->reboot);
+  auto resume = ParseCtlArgs(
+      With({"restore", "start", "--backup", "b1", "--target", "/dev/sdb",
+            "--resume", "--no-verify", "--reboot"}));
+  ASSERT_TRUE(resume.ok()) << resume.status();
+  EXPECT_TRUE(resume->resume);
+  EXPECT_TRUE(resume->no_verify);
+  EXPECT_TRUE(resume->reboot);
+  EXPECT_FALSE(ParseCtlArgs(With({"restore", "start", "--backup", "b1",
+                                  "--target", "/dev/sdb", "--reboot=maybe"}))
+                   .ok());
 
   auto plan = ParseCtlArgs(With(
       {"restore", "plan", "--backup", "b1", "--target", "lab-7", "--nic-map",
@@ -82,6 +95,58 @@ TEST(CairnctlArgsTest, ParsesEveryCommand) {
   EXPECT_EQ(ParseCtlArgs(With({"jobs", "watch", "12"}))->command,
             CtlCommand::kJobsWatch);
   EXPECT_EQ(ParseCtlArgs(With({"jobs", "cancel", "12"}))->id, "12");
+}
+
+TEST(CairnctlArgsTest, RestoreBuildAndTemplates) {
+  auto build = ParseCtlArgs(With(
+      {"restore", "build", "--backup", "b1", "--target", "lab-7",
+       "--conflict-choice", "use-template-kernel", "--template", "debian12",
+       "--rebuild", "--wait"}));
+  ASSERT_TRUE(build.ok()) << build.status();
+  EXPECT_EQ(build->command, CtlCommand::kRestoreBuild);
+  EXPECT_EQ(build->backup, "b1");
+  EXPECT_EQ(build->client, "lab-7");
+  EXPECT_EQ(build->template_name, "debian12");
+  EXPECT_TRUE(build->rebuild);
+  EXPECT_TRUE(build->wait);
+  EXPECT_FALSE(ParseCtlArgs(With({"restore", "build", "--backup", "b1"})).ok())
+      << "a target is required";
+  auto no_choice = ParseCtlArgs(With({"restore", "build", "--backup", "b1",
+                                      "--target", "c", "--template", "t"}));
+  ASSERT_FALSE(no_choice.ok());
+  EXPECT_NE(std::string(no_choice.status().message()).find("use-template-kernel"),
+            std::string::npos);
+
+  auto import = ParseCtlArgs(With({"template", "import", "--name", "debian12",
+                                   "--from-backup", "b1", "--description",
+                                   "stock"}));
+  ASSERT_TRUE(import.ok()) << import.status();
+  EXPECT_EQ(import->command, CtlCommand::kTemplateImport);
+  EXPECT_EQ(import->template_name, "debian12");
+  EXPECT_EQ(import->backup, "b1");
+  EXPECT_EQ(import->description, "stock");
+  EXPECT_FALSE(
+      ParseCtlArgs(With({"template", "import", "--name", "t"})).ok());
+  EXPECT_EQ(ParseCtlArgs(With({"template", "list"}))->command,
+            CtlCommand::kTemplateList);
+  EXPECT_EQ(ParseCtlArgs(With({"template", "show", "debian12"}))->id,
+            "debian12");
+  EXPECT_EQ(ParseCtlArgs(With({"template", "delete", "debian12"}))->command,
+            CtlCommand::kTemplateDelete);
+  EXPECT_FALSE(ParseCtlArgs(With({"template", "show"})).ok());
+
+  auto exp = ParseCtlArgs(With({"export", "--backup", "b1", "--format",
+                                "vmdk", "--out", "b1.vmdk", "--force"}));
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  EXPECT_EQ(exp->command, CtlCommand::kExport);
+  EXPECT_EQ(exp->format, "vmdk");
+  EXPECT_EQ(exp->out, "b1.vmdk");
+  EXPECT_TRUE(exp->force);
+  EXPECT_FALSE(ParseCtlArgs(With({"export", "--backup", "b1", "--format",
+                                  "ova", "--out", "x"}))
+                   .ok());
+  EXPECT_FALSE(
+      ParseCtlArgs(With({"export", "--backup", "b1", "--format", "raw"})).ok());
 }
 
 TEST(CairnctlArgsTest, GlobalFlagsMayFollowTheCommand) {

@@ -1174,5 +1174,119 @@ TEST_F(CatalogTest, ProfilesAreContentAddressedWithAPerClientHistory) {
   EXPECT_EQ(catalog_->ListClientProfiles("pc-1")->size(), 3u);
 }
 
+
+// ---- Restore builds and boot templates --------------------------------------
+
+TEST_F(CatalogTest, RestoreBuildCommitsACustomizedImageAndItsCacheEntry) {
+  AddClient("pc-1");
+  ASSERT_TRUE(catalog_->PutMediaAgent(MakeMediaAgent("ma1")).ok());
+  ASSERT_TRUE(catalog_->CommitBackup(MakeBackup("bk1", "pc-1", kStart),
+                                     RunningBackupJob("pc-1"))
+                  .ok());
+  Job spec;
+  spec.kind = JobKind::kRestoreBuild;
+  spec.client_id = "pc-1";
+  spec.backup_id = "bk1";
+  spec.target = "client:lab-1";
+  auto job = catalog_->CreateJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(catalog_->StartJob(job->job_id).ok());
+  JobProgress p{0, 0, 0, "customize: initramfs"};
+  ASSERT_TRUE(catalog_->UpdateJobProgress(job->job_id, p).ok());
+  EXPECT_EQ(catalog_->GetJob(job->job_id)->progress.phase,
+            "customize: initramfs");
+  // It succeeds only by committing its image.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      catalog_->FinishJob(job->job_id, JobState::kSucceeded, "")));
+  EXPECT_TRUE(absl::IsNotFound(
+      catalog_->FindCustomizedImage("bk1", "sha/digest").status()));
+
+  now_ += 1000;
+  BackupEntry image = MakeBackup("bk1-c2", "pc-1", kStart + 1000);
+  image.kind = BackupKind::kCustomized;
+  image.build_key = "sha/digest";
+  // A customized image needs its parent, and the job's own backup.
+  Status s = catalog_->CommitBackup(image, job->job_id);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  image.parent_id = "bk0";
+  s = catalog_->CommitBackup(image, job->job_id);
+  EXPECT_FALSE(s.ok());
+  image.parent_id = "bk1";
+  ASSERT_TRUE(catalog_->CommitBackup(image, job->job_id).ok());
+
+  auto done = catalog_->GetJob(job->job_id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->backup_id, "bk1");  // the source stays
+  EXPECT_EQ(done->result_backup_id, "bk1-c2");
+  EXPECT_EQ(done->progress.phase, "");
+  auto cached = catalog_->FindCustomizedImage("bk1", "sha/digest");
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(cached->backup_id, "bk1-c2");
+  EXPECT_EQ(cached->kind, BackupKind::kCustomized);
+  EXPECT_EQ(cached->build_key, "sha/digest");
+  EXPECT_TRUE(absl::IsNotFound(
+      catalog_->FindCustomizedImage("bk1", "sha/other").status()));
+
+  // A backup job cannot commit a customized image, nor a build job a backup.
+  uint64_t backup_job = RunningBackupJob("pc-1");
+  BackupEntry wrong = image;
+  wrong.backup_id = "bk1-c9";
+  s = catalog_->CommitBackup(wrong, backup_job);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+
+  Reopen();
+  EXPECT_EQ(catalog_->FindCustomizedImage("bk1", "sha/digest")->backup_id,
+            "bk1-c2");
+  EXPECT_EQ(catalog_->GetJob(job->job_id)->kind, JobKind::kRestoreBuild);
+}
+
+TEST_F(CatalogTest, BootTemplatesCreateGetListDelete) {
+  AddClient("pc-1");
+  ASSERT_TRUE(catalog_->PutMediaAgent(MakeMediaAgent("ma1")).ok());
+  ASSERT_TRUE(catalog_->CommitBackup(MakeBackup("bk1", "pc-1", kStart),
+                                     RunningBackupJob("pc-1"))
+                  .ok());
+  BootTemplate t;
+  t.name = "debian12";
+  t.image_id = "bk1";
+  t.kernel_version = "6.1.0-30-amd64";
+  t.os_name = "Debian GNU/Linux 12 (bookworm)";
+  t.created_by = "alice";
+  AuditEntry audit = MakeAudit("template.import", "template/debian12");
+  ASSERT_TRUE(catalog_->CreateTemplate(t, &audit).ok());
+  EXPECT_EQ(AuditCount(), 1u);
+  auto got = catalog_->GetTemplate("debian12");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->image_id, "bk1");
+  EXPECT_EQ(got->kernel_version, "6.1.0-30-amd64");
+  EXPECT_EQ(got->created_us, kStart);
+
+  EXPECT_TRUE(absl::IsAlreadyExists(catalog_->CreateTemplate(t)));
+  BootTemplate bad = t;
+  bad.name = "a/b";
+  EXPECT_TRUE(absl::IsInvalidArgument(catalog_->CreateTemplate(bad)));
+  bad = t;
+  bad.name = "other";
+  bad.image_id = "nosuch";
+  EXPECT_TRUE(absl::IsNotFound(catalog_->CreateTemplate(bad)));
+  bad.image_id = "bk1";
+  bad.kernel_version.clear();
+  EXPECT_TRUE(absl::IsInvalidArgument(catalog_->CreateTemplate(bad)));
+  ASSERT_TRUE(catalog_->SetBackupStatus("bk1", BackupStatus::kDamaged).ok());
+  bad = t;
+  bad.name = "other";
+  EXPECT_TRUE(absl::IsFailedPrecondition(catalog_->CreateTemplate(bad)));
+
+  auto all = catalog_->ListTemplates();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  Reopen();
+  ASSERT_TRUE(catalog_->DeleteTemplate("debian12").ok());
+  EXPECT_TRUE(absl::IsNotFound(catalog_->GetTemplate("debian12").status()));
+  EXPECT_TRUE(absl::IsNotFound(catalog_->DeleteTemplate("debian12")));
+  EXPECT_TRUE(catalog_->GetBackup("bk1").ok());  // the image stays
+}
+
 }  // namespace
 }  // namespace cairn

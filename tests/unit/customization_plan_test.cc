@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/strings.h"
 #include "media_agent/image_customizer.h"
 #include "profile_test_util.h"
 #include "server/profile_diff.h"
@@ -50,6 +51,25 @@ TEST(CustomizationPlan, AhciToVirtioAddsDriversAndGrowsTheDisk) {
   EXPECT_EQ(p.target_profile_sha256(),
             ProfileSha256Hex(Shape("virtio-blk-net")));
   EXPECT_NE(p.target_profile_sha256(), ProfileSha256Hex(Shape("virtio-scsi")));
+}
+
+TEST(CustomizationPlan, OwnHardwareChangesNothing) {
+  // debian-uefi-gpt recorded on its own hardware model (OVMF, AHCI, e1000):
+  // the AHCI path is in its initramfs, the NIC keeps name and MAC, the disk
+  // its size, fstab and grub.cfg are by UUID. The build must not start.
+  v1::CustomizationPlan p = Plan("uefi-ahci-e1000", "uefi-ahci-e1000");
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+  EXPECT_THAT(p.initramfs_modules(), testing::IsEmpty());
+  EXPECT_FALSE(p.rebuild_initramfs());
+  EXPECT_THAT(p.nic_renames(), testing::IsEmpty());
+  EXPECT_FALSE(p.stable_device_references());
+  EXPECT_FALSE(p.regenerate_boot_config());
+  EXPECT_EQ(p.esp_bytes(), 0u);
+  EXPECT_EQ(p.source_disk_bytes(), p.target_disk_bytes());
+  EXPECT_EQ(p.target_firmware(), v1::FIRMWARE_MODE_UEFI);
+  EXPECT_THAT(p.steps(), ElementsAre(HasSubstr("nothing to change")));
+  EXPECT_FALSE(PlanChangesAnything(p));
+  EXPECT_EQ(ValidateCustomizationPlan(p), absl::OkStatus());
 }
 
 TEST(CustomizationPlan, JsonRoundTrip) {
@@ -167,6 +187,135 @@ TEST(CustomizationPlan, GuestToolsAreDisabledOnlyWhenAsked) {
     EXPECT_FALSE(drop->disable_units().empty());
     EXPECT_EQ(ValidateCustomizationPlan(*drop), absl::OkStatus());
   }
+}
+
+// The recorded AHCI machine whose kernel lacks the NVMe driver (the module
+// index lines naming nvme removed), as after `rm -r drivers/nvme; depmod`.
+v1::HardwareProfile WithoutNvme(v1::HardwareProfile p) {
+  auto strip = [](const std::string& text) {
+    std::string out;
+    for (std::string_view line : SplitLines(text)) {
+      if (line.find("nvme") == std::string_view::npos) {
+        out += StrCat(line, "\n");
+      }
+    }
+    return out;
+  };
+  for (auto& k : *p.mutable_kernels()) {
+    v1::ModuleIndexFiles* m = k.mutable_module_index();
+    m->set_modules_alias(strip(m->modules_alias()));
+    m->set_modules_dep(strip(m->modules_dep()));
+    m->set_modules_builtin(strip(m->modules_builtin()));
+  }
+  return p;
+}
+
+v1::HardwareProfile UefiNvme3G() {
+  v1::HardwareProfile t = Shape("uefi-nvme");
+  for (auto& d : *t.mutable_disks()) d.set_size_bytes(3ull << 30);
+  return t;
+}
+
+StatusOr<v1::CustomizationPlan> TemplatePlan(
+    const v1::HardwareProfile& source, const v1::HardwareProfile* tmpl,
+    const std::string& choice = kUseTemplateKernel) {
+  ProfileDiffOptions d;
+  d.conflict_choice = choice;
+  CAIRN_ASSIGN_OR_RETURN(auto diff, ProfileDiff(source, UefiNvme3G(), d));
+  CustomizationPlanOptions o;
+  o.source_backup_id = "src";
+  o.target = "client:lab-nvme";
+  o.template_profile = tmpl;
+  o.template_name = "debian-generic";
+  o.template_image_id = tmpl == nullptr ? "" : "tmpl";
+  return PlanCustomization(source, UefiNvme3G(), diff, o);
+}
+
+bool AnyContains(const google::protobuf::RepeatedPtrField<std::string>& v,
+                 const std::string& s) {
+  for (const auto& x : v) {
+    if (x.find(s) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(CustomizationPlanTemplateKernel, UndecidedConflictIsABlocker) {
+  auto p = TemplatePlan(WithoutNvme(Shape("bios-ahci-e1000")), nullptr, "");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(AnyContains(p->blockers(), "choose explicitly"));
+  EXPECT_FALSE(p->has_template_kernel());
+}
+
+TEST(CustomizationPlanTemplateKernel, ChosenWithoutATemplateIsRefused) {
+  auto p = TemplatePlan(WithoutNvme(Shape("bios-ahci-e1000")), nullptr);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(AnyContains(p->blockers(),
+                          "the template kernel was chosen but "
+                          "no template was given"));
+  EXPECT_FALSE(p->has_template_kernel());
+  EXPECT_EQ(ValidateCustomizationPlan(*p).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CustomizationPlanTemplateKernel, BootsTheTemplatesKernel) {
+  const v1::HardwareProfile tmpl = Shape("bios-ahci-e1000");
+  const v1::HardwareProfile source = WithoutNvme(tmpl);
+  auto p = TemplatePlan(source, &tmpl);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->blockers().empty()) << p->blockers(0);
+  ASSERT_TRUE(p->has_template_kernel());
+  EXPECT_EQ(p->template_kernel().image_id(), "tmpl");
+  EXPECT_EQ(p->template_kernel().template_name(), "debian-generic");
+  EXPECT_EQ(p->template_kernel().template_profile_sha256(),
+            ProfileSha256Hex(tmpl));
+  EXPECT_EQ(p->kernel_version(), p->template_kernel().kernel_version());
+  EXPECT_EQ(p->kernel_version(), tmpl.running_kernel());
+  EXPECT_THAT(p->initramfs_modules(), testing::Contains("nvme"));
+  EXPECT_TRUE(p->rebuild_initramfs());
+  EXPECT_TRUE(p->regenerate_boot_config());
+  EXPECT_TRUE(AnyContains(p->steps(), "from boot template 'debian-generic'"));
+  // Same version as the source's: the step says the tree is replaced.
+  EXPECT_TRUE(AnyContains(p->steps(), "replaces the source's"));
+  EXPECT_EQ(ValidateCustomizationPlan(*p), absl::OkStatus());
+  v1::CustomizationPlan q = *p;
+  q.mutable_template_kernel()->set_kernel_version("6.1.0-99-amd64");
+  EXPECT_EQ(ValidateCustomizationPlan(q).code(),
+            absl::StatusCode::kInvalidArgument);  // not the booted kernel
+  q = *p;
+  q.mutable_template_kernel()->clear_image_id();
+  EXPECT_EQ(ValidateCustomizationPlan(q).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(RenderCustomizationPlanText(*p),
+              HasSubstr("of boot template debian-generic (image tmpl)"));
+  auto j = CustomizationPlanToJson(*p);
+  ASSERT_TRUE(j.ok());
+  EXPECT_THAT(*j, HasSubstr("\"template_kernel\""));
+  auto back = CustomizationPlanFromJson(*j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->SerializeAsString(), p->SerializeAsString());
+}
+
+TEST(CustomizationPlanTemplateKernel, TemplatesNewestKernelIsUsed) {
+  v1::HardwareProfile tmpl = Shape("bios-ahci-e1000");
+  ASSERT_FALSE(tmpl.kernels().empty());
+  // An offline profile has no running kernel: the newest installed one.
+  tmpl.clear_running_kernel();
+  for (auto& k : *tmpl.mutable_kernels()) k.set_running(false);
+  tmpl.mutable_kernels(0)->set_version("9.9.9-template-amd64");
+  auto p = TemplatePlan(WithoutNvme(Shape("bios-ahci-e1000")), &tmpl);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->blockers().empty()) << p->blockers(0);
+  EXPECT_EQ(p->kernel_version(), "9.9.9-template-amd64");
+  EXPECT_FALSE(AnyContains(p->steps(), "replaces the source's"));
+  EXPECT_TRUE(AnyContains(p->steps(), "boot it instead of"));
+}
+
+TEST(CustomizationPlanTemplateKernel, TemplateLackingTheDriverIsABlocker) {
+  const v1::HardwareProfile source = WithoutNvme(Shape("bios-ahci-e1000"));
+  auto p = TemplatePlan(source, &source);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(AnyContains(p->blockers(), "cannot drive it either"));
+  EXPECT_FALSE(p->has_template_kernel());
 }
 
 }  // namespace
