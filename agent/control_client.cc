@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -220,6 +221,7 @@ bool ControlClient::RunStream(JobRunner* runner) {
     std::lock_guard<std::mutex> state(state_mu_);
     stream_ended_ = false;
     server_heartbeats_ = false;
+    server_interval_ = std::chrono::milliseconds(0);
     heard_anything_ = false;
     last_heard_ = started;
   }
@@ -269,9 +271,12 @@ bool ControlClient::RunStream(JobRunner* runner) {
       }
       if (now < next_beat) continue;
       next_beat = now + options_.heartbeat_interval;
-      const bool silent = server_heartbeats_ &&
-                          now - last_heard_ > options_.silence_intervals *
-                                                  options_.heartbeat_interval;
+      const bool silent =
+          server_heartbeats_ &&
+          now - last_heard_ >
+              options_.silence_intervals *
+                  std::max<std::chrono::milliseconds>(
+                      options_.heartbeat_interval, server_interval_);
       state.unlock();
       if (silent) {
         spdlog::warn(
@@ -296,7 +301,11 @@ bool ControlClient::RunStream(JobRunner* runner) {
       std::lock_guard<std::mutex> state(state_mu_);
       last_heard_ = std::chrono::steady_clock::now();
       heard_anything_ = true;
-      if (command.has_heartbeat()) server_heartbeats_ = true;
+      if (command.has_heartbeat()) {
+        server_heartbeats_ = true;
+        server_interval_ =
+            std::chrono::milliseconds(command.heartbeat().interval_ms());
+      }
     }
     HandleCommand(command, runner);
   }

@@ -124,6 +124,8 @@ class ControlClient final : public JobReporter {
   bool stream_ended_ = false;                         // guarded by state_mu_
   std::chrono::steady_clock::time_point last_heard_;  // guarded by state_mu_
   bool server_heartbeats_ = false;                    // guarded by state_mu_
+  // The server's heartbeat interval from its heartbeats (0: not said).
+  std::chrono::milliseconds server_interval_{0};  // guarded by state_mu_
   bool heard_anything_ = false;                       // guarded by state_mu_
 };
 

@@ -174,11 +174,11 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
                    "Wait for the build, showing its phase and progress");
 
   // export
-  CLI::App* exp = Leaf(
-      app, "export",
-      "Export an image (a backup or a customized image) as a hypervisor "
-      "disk: converted on the server, received into a local file",
-      inv, CtlCommand::kExport);
+  CLI::App* exp =
+      Leaf(app, "export",
+           "Export an image (a backup or a customized image) as a hypervisor "
+           "disk: converted on the server, received into a local file",
+           inv, CtlCommand::kExport);
   exp->add_option("--backup", inv->backup, "The image to export")->required();
   exp->add_option("--format", inv->format, "raw, qcow2, vmdk or vhdx")
       ->required()
@@ -199,8 +199,9 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
            inv, CtlCommand::kTemplateImport);
   timport->add_option("--name", inv->template_name, "Template name")
       ->required();
-  timport->add_option("--from-backup", inv->backup,
-                      "The image (a backup with a recorded profile)")
+  timport
+      ->add_option("--from-backup", inv->backup,
+                   "The image (a backup with a recorded profile)")
       ->required();
   timport->add_option("--description", inv->description, "Free text");
   Leaf(tmpl, "list", "List boot templates", inv, CtlCommand::kTemplateList);
@@ -431,11 +432,11 @@ Status ValidateInvocation(const CtlInvocation& inv) {
     case CtlCommand::kRestorePlan:
     case CtlCommand::kRestoreBuild:
       if (inv.client.empty() == inv.target_file.empty()) {
-        return absl::InvalidArgumentError(StrCat(
-            inv.command == CtlCommand::kProfileDiff  ? "profile diff"
-            : inv.command == CtlCommand::kRestorePlan ? "restore plan"
-                                                      : "restore build",
-            " needs --target CLIENT or --target-file FILE"));
+        return absl::InvalidArgumentError(
+            StrCat(inv.command == CtlCommand::kProfileDiff   ? "profile diff"
+                   : inv.command == CtlCommand::kRestorePlan ? "restore plan"
+                                                             : "restore build",
+                   " needs --target CLIENT or --target-file FILE"));
       }
       if (!inv.template_name.empty() &&
           inv.conflict_choice != "use-template-kernel") {

@@ -122,10 +122,10 @@ int StartRestoreBuild(AdminClient* client, const CtlInvocation& inv) {
   if (!resp.ok()) return ReportCtlError(resp.status(), inv.json);
   if (resp->cached()) {
     if (inv.json) {
-      cli::PrintJson({{"cached", true},
-                      {"image_id", resp->image_id()},
-                      {"plan", nlohmann::json::parse(resp->plan_json(),
-                                                     nullptr, false)}});
+      cli::PrintJson(
+          {{"cached", true},
+           {"image_id", resp->image_id()},
+           {"plan", nlohmann::json::parse(resp->plan_json(), nullptr, false)}});
     } else {
       std::cout << "an identical build exists: customized image "
                 << resp->image_id()

@@ -111,21 +111,22 @@ nlohmann::json TemplateToJson(const v1::TemplateInfo& t) {
 std::string FormatTemplates(const v1::ListTemplatesResponse& r) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& t : r.templates()) {
-    rows.push_back({t.name(), t.kernel_version(), Or(t.os_name()),
-                    t.image_id(), FormatBytes(t.image_size())});
+    rows.push_back({t.name(), t.kernel_version(), Or(t.os_name()), t.image_id(),
+                    FormatBytes(t.image_size())});
   }
   if (rows.empty()) return "no boot templates\n";
   return FormatTable({"NAME", "KERNEL", "OS", "IMAGE", "SIZE"}, rows);
 }
 
 std::string FormatTemplate(const v1::TemplateInfo& t) {
-  return StrCat("template:    ", t.name(), "\n", "kernel:      ",
-                t.kernel_version(), "\n", "os:          ", Or(t.os_name()),
-                "\n", "image:       ", t.image_id(), " (",
-                FormatBytes(t.image_size()), ")\n", "profile:     ",
-                t.profile_sha256(), "\n", "description: ", Or(t.description()),
-                "\n", "created:     ", Time(t.created_unix_us()), " by ",
-                Or(t.created_by()), "\n");
+  return StrCat(
+      "template:    ", t.name(), "\n", "kernel:      ", t.kernel_version(),
+      "\n", "os:          ", Or(t.os_name()), "\n",
+      "image:       ", t.image_id(), " (", FormatBytes(t.image_size()), ")\n",
+      "profile:     ", t.profile_sha256(), "\n",
+      "description: ", Or(t.description()), "\n",
+      "created:     ", Time(t.created_unix_us()), " by ", Or(t.created_by()),
+      "\n");
 }
 
 nlohmann::json JobToJson(const v1::JobInfo& j) {

@@ -40,21 +40,19 @@ int RunExportCommand(AdminClient* client, const CtlInvocation& inv) {
     last.done_bytes = c.done_bytes();
     last.total_bytes = c.total_bytes();
     last.elapsed_seconds = elapsed() - phase_start;
-    last.bytes_per_second = last.elapsed_seconds > 0
-                                ? last.done_bytes / last.elapsed_seconds
-                                : 0;
-    last.eta_seconds = last.bytes_per_second > 0 && last.total_bytes >=
-                                                        last.done_bytes
-                           ? (last.total_bytes - last.done_bytes) /
-                                 last.bytes_per_second
-                           : -1;
+    last.bytes_per_second =
+        last.elapsed_seconds > 0 ? last.done_bytes / last.elapsed_seconds : 0;
+    last.eta_seconds =
+        last.bytes_per_second > 0 && last.total_bytes >= last.done_bytes
+            ? (last.total_bytes - last.done_bytes) / last.bytes_per_second
+            : -1;
     printer->Update(last);
   };
   v1::ExportImageRequest req;
   req.set_backup_id(inv.backup);
   req.set_format(inv.format);
-  Status s = client->ExportImage(
-      req, [&](const v1::ExportImageChunk& c) -> Status {
+  Status s =
+      client->ExportImage(req, [&](const v1::ExportImageChunk& c) -> Status {
         if (got_last) {
           return absl::DataLossError("the server sent data after the end");
         }

@@ -29,6 +29,7 @@ pkg_check_modules(LIBNBD REQUIRED IMPORTED_TARGET libnbd)
 
 add_library(cairn_restore_build
   ${PROJECT_SOURCE_DIR}/media_agent/guest_config_edits.cc
+  ${PROJECT_SOURCE_DIR}/media_agent/disk_shrink.cc
   ${PROJECT_SOURCE_DIR}/media_agent/image_customizer.cc
   ${PROJECT_SOURCE_DIR}/media_agent/derived_image.cc
   ${PROJECT_SOURCE_DIR}/media_agent/restore_builder.cc
@@ -49,6 +50,7 @@ if(CAIRN_BUILD_TESTS)
   include(GoogleTest)
   add_executable(cairn_restore_build_tests
     ${PROJECT_SOURCE_DIR}/tests/unit/guest_config_edits_test.cc
+    ${PROJECT_SOURCE_DIR}/tests/unit/disk_shrink_test.cc
     ${PROJECT_SOURCE_DIR}/tests/unit/customization_plan_test.cc
     ${PROJECT_SOURCE_DIR}/tests/unit/image_export_test.cc
     ${PROJECT_SOURCE_DIR}/tests/unit/derived_image_test.cc

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "common/strings.h"
@@ -61,6 +62,33 @@ ConfigReader::ConfigReader(ConfigReader&&) noexcept = default;
 ConfigReader& ConfigReader::operator=(ConfigReader&&) noexcept = default;
 ConfigReader::~ConfigReader() = default;
 
+namespace {
+
+// yaml-cpp keeps both entries of a repeated key and answers lookups with the
+// first, so a repeated key would be silently ignored: refuse it, at any depth.
+Status CheckDuplicateKeys(const YAML::Node& node, std::string_view name) {
+  if (node.IsMap()) {
+    std::map<std::string, int> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const int line = it->first.Mark().line + 1;
+      auto [at, inserted] = seen.emplace(it->first.Scalar(), line);
+      if (!inserted) {
+        return absl::InvalidArgumentError(
+            StrCat(name, ":", line, ": duplicate key '", it->first.Scalar(),
+                   "' (first at line ", at->second, ")"));
+      }
+      CAIRN_RETURN_IF_ERROR(CheckDuplicateKeys(it->second, name));
+    }
+  } else if (node.IsSequence()) {
+    for (const YAML::Node& item : node) {
+      CAIRN_RETURN_IF_ERROR(CheckDuplicateKeys(item, name));
+    }
+  }
+  return Status();
+}
+
+}  // namespace
+
 StatusOr<ConfigReader> ConfigReader::LoadString(std::string_view text,
                                                 std::string_view name) {
   auto file = std::make_shared<const std::string>(name);
@@ -71,6 +99,7 @@ StatusOr<ConfigReader> ConfigReader::LoadString(std::string_view text,
     return absl::InvalidArgumentError(
         StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
   }
+  CAIRN_RETURN_IF_ERROR(CheckDuplicateKeys(root, name));
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(StrCat(

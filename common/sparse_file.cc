@@ -134,8 +134,7 @@ StatusOr<std::unique_ptr<SparseFileReceiver>> SparseFileReceiver::Create(
 }
 
 SparseFileReceiver::SparseFileReceiver(int fd, std::string temp_path,
-                                       std::string destination,
-                                       bool overwrite)
+                                       std::string destination, bool overwrite)
     : fd_(fd),
       temp_path_(std::move(temp_path)),
       destination_(std::move(destination)),
@@ -183,9 +182,9 @@ Status SparseFileReceiver::Commit(uint64_t file_size,
     return absl::FailedPreconditionError("the file is already committed");
   }
   if (file_size < end_) {
-    return absl::InvalidArgumentError(
-        StrCat("file size ", file_size, " is below the data received (",
-               end_, " bytes)"));
+    return absl::InvalidArgumentError(StrCat("file size ", file_size,
+                                             " is below the data received (",
+                                             end_, " bytes)"));
   }
   HashZeros(file_size - end_);
   end_ = file_size;

@@ -3,6 +3,7 @@
 #include <guestfs.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "common/strings.h"
 #include "common/subprocess.h"
 #include "common/utf8.h"
+#include "media_agent/disk_shrink.h"
 #include "media_agent/guest_config_edits.h"
 #include "media_agent/guestfs_appliance.h"
 #include "nlohmann/json.hpp"
@@ -481,6 +483,200 @@ class Build {
     Detail(StrCat("GRUB_DEFAULT=\"", value, "\" in /etc/default/grub: ", cfg,
                   " boots ", k, " by default (its first entry boots ",
                   menu.first_kernel, ")"));
+    return absl::OkStatus();
+  }
+
+  // ---------------------------------------------------------------- shrink
+  // With the image still at its source size, before anything is mounted:
+  // the partitions must fit the smaller target disk with only the last one
+  // (by end) shrinking, and that one must hold ext2/3/4 whose minimum size
+  // (resize2fs -P after e2fsck -f) plus headroom fits (disk_shrink.h). Then
+  // its file system shrinks (resize2fs) and the partition ends earlier.
+  // FinishShrink() cuts the overlay to the target size once the appliance
+  // is down. Refusals are FailedPrecondition, before anything is written.
+  Status Shrink() {
+    const uint64_t target = plan_.target_disk_bytes();
+    int64_t size = Call("reading the disk size", [&] {
+      return guestfs_blockdev_getsize64(g_, "/dev/sda");
+    });
+    if (size < 0) return a_->Error(absl::StatusCode::kInternal, "disk size");
+    if (target == 0 || target >= static_cast<uint64_t>(size)) {
+      return absl::OkStatus();
+    }
+    shrink_from_ = static_cast<uint64_t>(size);
+    std::string table =
+        TakeGuestfsString(Call("reading the partition table", [&] {
+          return guestfs_part_get_parttype(g_, "/dev/sda");
+        }));
+    if (table.empty()) {
+      return absl::FailedPreconditionError(StrCat(
+          "the target disk (", target, " bytes) is smaller than the image (",
+          size, " bytes), and the image has no partition table to shrink"));
+    }
+    shrink_gpt_ = table == "gpt";
+    std::unique_ptr<guestfs_partition_list, PartitionListFree> parts(
+        Call("listing partitions",
+             [&] { return guestfs_part_list(g_, "/dev/sda"); }));
+    if (parts == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal, "listing partitions");
+    }
+    const guestfs_partition* last = nullptr;
+    for (uint32_t i = 0; i < parts->len; ++i) {
+      if (table == "msdos" && parts->val[i].part_num > 4) {
+        return absl::UnimplementedError(
+            "shrinking a disk with logical partitions (inside an MBR "
+            "extended partition) is not supported yet");
+      }
+      if (last == nullptr || parts->val[i].part_end > last->part_end) {
+        last = &parts->val[i];
+      }
+    }
+    if (last == nullptr) {
+      Detail(StrCat("the disk has no partitions; cut from ", size, " to ",
+                    target, " bytes"));
+      return absl::OkStatus();
+    }
+    int sector = Call("reading the sector size",
+                      [&] { return guestfs_blockdev_getss(g_, "/dev/sda"); });
+    if (sector <= 0)
+      return a_->Error(absl::StatusCode::kInternal, "sector size");
+    ShrinkRequest r;
+    r.target_disk_bytes = target;
+    r.sector_size = static_cast<uint32_t>(sector);
+    r.gpt = shrink_gpt_;
+    r.last_partition = last->part_num;
+    r.last_start_bytes = last->part_start;
+    r.last_end_bytes = last->part_end + 1;  // part_end is the last byte
+    for (uint32_t i = 0; i < parts->len; ++i) {
+      if (&parts->val[i] == last) continue;
+      r.others_end_bytes =
+          std::max<uint64_t>(r.others_end_bytes, parts->val[i].part_end + 1);
+    }
+    CAIRN_ASSIGN_OR_RETURN(ShrinkGeometry geo, PlanShrink(r));
+    const int num = last->part_num;
+    if (!geo.shrink_partition) {
+      Detail(StrCat("the partitions end at byte ", r.last_end_bytes,
+                    " and fit the ", target, "-byte disk unchanged"));
+      return absl::OkStatus();
+    }
+    const std::string dev = StrCat("/dev/sda", num);
+    std::string fs = TakeGuestfsString(Call("reading a file system type", [&] {
+      return guestfs_vfs_type(g_, dev.c_str());
+    }));
+    CAIRN_RETURN_IF_ERROR(CheckShrinkableFileSystem(num, fs));
+    if (Call(
+            StrCat("checking ", dev),
+            [&] { return guestfs_e2fsck_f(g_, dev.c_str()); },
+            o_.tool_timeout) == -1) {
+      return a_->Error(absl::StatusCode::kDataLoss,
+                       StrCat("e2fsck -f of ", dev, " before shrinking it"));
+    }
+    std::vector<std::string> kv =
+        TakeGuestfsStrings(Call(StrCat("reading the superblock of ", dev), [&] {
+          return guestfs_tune2fs_l(g_, dev.c_str());
+        }));
+    uint64_t block_size = 0;
+    for (size_t i = 0; i + 1 < kv.size(); i += 2) {
+      if (kv[i] == "Block size") {
+        std::from_chars(kv[i + 1].data(), kv[i + 1].data() + kv[i + 1].size(),
+                        block_size);
+      }
+    }
+    if (block_size == 0) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("reading the block size of ", dev));
+    }
+    // libguestfs has no call for `resize2fs -P`; its debug shell runs it in
+    // the appliance (the device name is built here, not taken from input).
+    std::string cmd = StrCat("resize2fs -P ", dev, " 2>&1");
+    std::vector<std::string> args = {cmd};
+    std::vector<char*> argv = GuestfsStringArray(args);
+    std::string out = TakeGuestfsString(Call(
+        StrCat("estimating the minimum size of ", dev),
+        [&] { return guestfs_debug(g_, "sh", argv.data()); }, o_.tool_timeout));
+    if (out.empty()) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("resize2fs -P ", dev));
+    }
+    CAIRN_ASSIGN_OR_RETURN(uint64_t min_blocks, ParseResize2fsMinimum(out));
+    const uint64_t minimum = min_blocks * block_size;
+    CAIRN_ASSIGN_OR_RETURN(uint64_t fs_bytes,
+                           ShrunkFileSystemBytes(num, geo.new_partition_bytes,
+                                                 minimum, block_size, target));
+    if (Call(
+            StrCat("shrinking the file system on ", dev),
+            [&] {
+              return guestfs_resize2fs_size(g_, dev.c_str(),
+                                            static_cast<int64_t>(fs_bytes));
+            },
+            o_.tool_timeout) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("resize2fs ", dev, " to ", fs_bytes, " bytes"));
+    }
+    if (Call(StrCat("shrinking partition ", num), [&] {
+          return guestfs_part_resize(g_, "/dev/sda", num, geo.new_end_sector);
+        }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("shrinking partition ", num));
+    }
+    Detail(StrCat(fs, " on ", dev, " shrunk to ", fs_bytes, " bytes (minimum ",
+                  minimum, " + headroom ", ShrinkHeadroomBytes(minimum), ")"));
+    Detail(StrCat("partition ", num, " shrunk from ",
+                  r.last_end_bytes - r.last_start_bytes, " to ",
+                  geo.new_partition_bytes, " bytes (ends at byte ",
+                  geo.new_end_bytes, ")"));
+    return absl::OkStatus();
+  }
+
+  // After the appliance is down: the overlay is cut to the target size,
+  // and a GPT's backup header moves to the new end (a short second
+  // appliance session: part_expand_gpt, i.e. sgdisk -e).
+  Status FinishShrink() {
+    const uint64_t target = plan_.target_disk_bytes();
+    CAIRN_ASSIGN_OR_RETURN(
+        CommandResult cut,
+        RunCommand({o_.qemu_img, "resize", "-q", "--shrink", "-f", "qcow2",
+                    overlay_, std::to_string(target)},
+                   absl::Seconds(120)));
+    if (cut.exit_code != 0) {
+      return absl::InternalError(
+          StrCat("qemu-img resize --shrink of the overlay failed: ",
+                 PrintableUtf8(TrimSpace(cut.output))));
+    }
+    Detail(StrCat("disk cut from ", shrink_from_, " to ", target, " bytes"));
+    if (!shrink_gpt_) return absl::OkStatus();
+    Step("moving the GPT backup header to the new end");
+    GuestfsApplianceOptions ao;
+    ao.drives.push_back(
+        GuestfsDrive{.path = overlay_, .format = "qcow2", .readonly = false});
+    ao.identifier = "cairn-restore-build-gpt";
+    ao.launch_timeout = o_.launch_timeout;
+    ao.call_timeout = o_.call_timeout;
+    ao.autosync = true;
+    CAIRN_ASSIGN_OR_RETURN(a_, GuestfsAppliance::Launch(ao));
+    g_ = a_->g();
+    if (Call("moving the GPT backup header to the disk's end",
+             [&] { return guestfs_part_expand_gpt(g_, "/dev/sda"); }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       "moving the GPT backup header");
+    }
+    std::unique_ptr<guestfs_partition_list, PartitionListFree> parts(
+        Call("listing partitions",
+             [&] { return guestfs_part_list(g_, "/dev/sda"); }));
+    if (parts == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       "reading the GPT after moving its backup header");
+    }
+    for (uint32_t i = 0; i < parts->len; ++i) {
+      if (parts->val[i].part_end + 1 > target) {
+        return absl::InternalError(
+            StrCat("partition ", parts->val[i].part_num, " ends at byte ",
+                   parts->val[i].part_end + 1, ", beyond the ", target,
+                   "-byte disk, after the shrink"));
+      }
+    }
+    CAIRN_RETURN_IF_ERROR(a_->Shutdown());
+    Detail("GPT backup header moved to the new end (sgdisk -e)");
     return absl::OkStatus();
   }
 
@@ -1120,6 +1316,7 @@ class Build {
 
     auto edit_start = Clock::now();
     CAIRN_ASSIGN_OR_RETURN(std::string root, InspectRoot());
+    CAIRN_RETURN_IF_ERROR(Timed("shrink", [&] { return Shrink(); }));
     CAIRN_RETURN_IF_ERROR(Timed("grow", [&] { return Grow(); }));
     if (plan_.esp_bytes() > 0) {
       CAIRN_RETURN_IF_ERROR(Timed("esp", [&] { return CreateEsp(); }));
@@ -1163,6 +1360,10 @@ class Build {
     }
     CAIRN_RETURN_IF_ERROR(a_->Shutdown());
     report_->set_shutdown_seconds(SecondsSince(shutdown_start));
+    if (shrink_from_ > 0) {
+      CAIRN_RETURN_IF_ERROR(
+          Timed("shrink-disk", [&] { return FinishShrink(); }));
+    }
     return absl::OkStatus();
   }
 
@@ -1177,6 +1378,8 @@ class Build {
   std::map<std::string, std::string> mounted_;  // mount point -> device
   std::vector<std::string> mount_notes_;
   std::string grow_mounted_, grow_mounted_fs_;
+  uint64_t shrink_from_ = 0;  // the disk's size before Shrink(); 0: none
+  bool shrink_gpt_ = false;
   int64_t esp_start_ = 0, esp_end_ = 0;  // sectors, set by Grow()
   std::string esp_table_;                // "msdos" or "gpt"
   std::string esp_device_;               // set by CreateEsp()
@@ -1190,7 +1393,9 @@ class Build {
 bool PlanChangesAnything(const v1::CustomizationPlan& p) {
   return !p.initramfs_modules().empty() || p.rebuild_initramfs() ||
          p.stable_device_references() || !p.nic_renames().empty() ||
-         p.target_disk_bytes() > p.source_disk_bytes() || p.esp_bytes() > 0 ||
+         (p.target_disk_bytes() != 0 &&
+          p.target_disk_bytes() != p.source_disk_bytes()) ||
+         p.esp_bytes() > 0 ||
          p.regenerate_boot_config() || !p.disable_units().empty() ||
          p.has_template_kernel();
 }
@@ -1277,13 +1482,8 @@ Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {
           "than that"));
     }
   }
-  if (plan.target_disk_bytes() != 0 &&
-      plan.target_disk_bytes() < plan.source_disk_bytes()) {
-    return absl::UnimplementedError(
-        StrCat("the target disk (", plan.target_disk_bytes(),
-               " bytes) is smaller than the source (", plan.source_disk_bytes(),
-               " bytes); shrinking is not supported yet"));
-  }
+  // A smaller target disk is checked against the image when the build
+  // runs (step "shrink").
   return absl::OkStatus();
 }
 
@@ -1317,7 +1517,10 @@ StatusOr<CustomizedOverlay> CustomizeImage(
   std::vector<std::string> argv = {options.qemu_img, "create", "-q",   "-f",
                                    "qcow2",          "-F",     format, "-b",
                                    backing,          overlay};
-  if (options.plan.target_disk_bytes() > 0) {
+  // A shrink works on the image at its source size (the backing file's:
+  // no size given) and cuts the overlay at the end.
+  if (options.plan.target_disk_bytes() > 0 &&
+      options.plan.target_disk_bytes() >= options.plan.source_disk_bytes()) {
     argv.push_back(std::to_string(options.plan.target_disk_bytes()));
   }
   CAIRN_ASSIGN_OR_RETURN(CommandResult created,

@@ -7,6 +7,14 @@
 // file), with the target disk's virtual size. A libguestfs appliance
 // (media_agent/guestfs_appliance.h) attaches the overlay read-write and,
 // in this order:
+//   0. shrink: when the target disk is smaller (the overlay then has the
+//      base's size), the last partition's ext2/3/4 file system shrinks
+//      (e2fsck -f, resize2fs) and the partition ends where the target disk
+//      ends (media_agent/disk_shrink.h), when its minimum (resize2fs -P)
+//      plus headroom fits; else FailedPrecondition naming the sizes. After
+//      step 9 the overlay is cut to the target size (qemu-img resize
+//      --shrink) and a GPT's backup header moved to the new end in a short
+//      second appliance session ("shrink-disk");
 //   1. grow: when the target disk is larger, moves a GPT's backup header to
 //      the new end, grows the last partition to fill the disk and its file
 //      system with it (ext2/3/4 before mounting, xfs and btrfs mounted);
@@ -51,9 +59,9 @@
 // listing them); a module or unit name that is not one; a kernel version
 // the guest does not have (FailedPrecondition); UEFI -> BIOS, or BIOS ->
 // UEFI without an ESP size (Unimplemented); an ESP that does not fit in
-// what the disk grows by (InvalidArgument); a smaller target disk
-// (Unimplemented); a template kernel without a template image, or one whose
-// version is not the plan's kernel_version. During the build:
+// what the disk grows by (InvalidArgument); a template kernel without a
+// template image, or one whose version is not the plan's kernel_version.
+// During the build (a smaller target disk: see step 0):
 // FailedPrecondition when the template image has no Linux root file system
 // or lacks the kernel's image or module tree; FailedPrecondition when the
 // guest has no operating system libguestfs recognises, or no initramfs

@@ -82,7 +82,9 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
   if (base.encrypted() && options.key != nullptr) {
     eo.key_secret = options.key->secret();
   }
-  eo.runtime_dir = work->path();
+  // The socket's private directory goes to $TMPDIR or /tmp: under a deep
+  // work directory its path could exceed a Unix socket's 107 bytes.
+  eo.runtime_dir.clear();
   eo.lock_store = false;  // the caller's Repository holds the lock
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<NbdExport> exported,
                          NbdExport::Start(eo));
@@ -95,7 +97,7 @@ StatusOr<RestoreBuildResult> BuildCustomizedImage(
     if (tmpl->encrypted() && options.key != nullptr) {
       to.key_secret = options.key->secret();
     }
-    to.runtime_dir = work->path();
+    // As for the backup's export: the socket in $TMPDIR or /tmp.
     to.lock_store = false;
     progress(StrCat("export of boot template ", to.backup_id), 0, 0);
     auto started = NbdExport::Start(to);

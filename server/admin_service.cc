@@ -9,8 +9,8 @@
 #include "common/strings.h"
 #include "server/customization_plan.h"
 #include "server/profile_diff.h"
-#include "server/restore_builds.h"
 #include "server/request_size.h"
+#include "server/restore_builds.h"
 
 namespace cairn {
 namespace {
@@ -293,12 +293,11 @@ grpc::Status AdminHandler::StartRestore(grpc::ServerContext* ctx,
   r.requested_by = peer->identity;
   AuditEntry audit = Audit(
       *peer, "restore.start", target,
-      StrCat("to ",
-             req->client_id().empty() ? "its own client" : req->client_id(),
-             ":", req->target_path().substr(0, 256),
-             req->resume() ? " resume" : "",
-             req->no_verify() ? " no-verify" : "",
-             req->reboot() ? " reboot" : ""));
+      StrCat(
+          "to ", req->client_id().empty() ? "its own client" : req->client_id(),
+          ":", req->target_path().substr(0, 256),
+          req->resume() ? " resume" : "", req->no_verify() ? " no-verify" : "",
+          req->reboot() ? " reboot" : ""));
   auto job = engine_->StartRestore(r, &audit);
   if (!job.ok()) return ToGrpcStatus(job.status());
   FillJob(*job, resp);
@@ -548,9 +547,9 @@ grpc::Status AdminHandler::ExportImage(
   if (!writer->Write(last)) {
     return ToGrpcStatus(absl::CancelledError("the caller stopped the export"));
   }
-  AuditEntry e = Audit(*peer, "export", target,
-                       StrCat(ImageFormatName(r.format), ", ",
-                              summary->file_size, " bytes"));
+  AuditEntry e = Audit(
+      *peer, "export", target,
+      StrCat(ImageFormatName(r.format), ", ", summary->file_size, " bytes"));
   if (auto a = catalog_->AppendAudit(e); !a.ok()) {
     spdlog::error("audit of an export: {}", ToStd(a.status().message()));
   }
@@ -596,9 +595,9 @@ grpc::Status AdminHandler::GetTemplate(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status AdminHandler::DeleteTemplate(
-    grpc::ServerContext* ctx, const v1::DeleteTemplateRequest* req,
-    v1::DeleteTemplateResponse*) {
+grpc::Status AdminHandler::DeleteTemplate(grpc::ServerContext* ctx,
+                                          const v1::DeleteTemplateRequest* req,
+                                          v1::DeleteTemplateResponse*) {
   const std::string target = StrCat("template/", req->name().substr(0, 128));
   auto peer = Authorize(ctx, req, {Role::kAdmin}, "Admin.DeleteTemplate",
                         "template.delete", target);

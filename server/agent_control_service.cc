@@ -119,6 +119,8 @@ class StreamSession final : public AgentSession {
           v1::ServerCommand hb;
           hb.mutable_heartbeat()->set_sent_unix_us(
               absl::ToUnixMicros(absl::Now()));
+          hb.mutable_heartbeat()->set_interval_ms(
+              static_cast<uint32_t>(heartbeat_interval_.count()));
           lock.unlock();
           bool ok = stream_->Write(hb);
           lock.lock();

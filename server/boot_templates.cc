@@ -34,11 +34,11 @@ StatusOr<BootTemplate> BootTemplates::Import(const std::string& name,
     return absl::InvalidArgumentError(
         "a template description is at most 1024 bytes");
   }
-  CAIRN_ASSIGN_OR_RETURN(BackupEntry image, catalog_->GetBackup(from_backup_id));
+  CAIRN_ASSIGN_OR_RETURN(BackupEntry image,
+                         catalog_->GetBackup(from_backup_id));
   if (image.status != BackupStatus::kAvailable) {
-    return absl::FailedPreconditionError(
-        StrCat("image '", image.backup_id, "' is ",
-               BackupStatusName(image.status)));
+    return absl::FailedPreconditionError(StrCat(
+        "image '", image.backup_id, "' is ", BackupStatusName(image.status)));
   }
   auto profile = profiles_->ForBackup(image.backup_id);
   if (!profile.ok()) {
@@ -50,9 +50,9 @@ StatusOr<BootTemplate> BootTemplates::Import(const std::string& name,
   }
   auto kernel = TemplateKernel(profile->profile);
   if (!kernel.ok()) {
-    return absl::FailedPreconditionError(
-        StrCat("image '", image.backup_id,
-               "' cannot be a boot template: ", ToStd(kernel.status().message())));
+    return absl::FailedPreconditionError(StrCat(
+        "image '", image.backup_id,
+        "' cannot be a boot template: ", ToStd(kernel.status().message())));
   }
   BootTemplate t;
   t.name = name;

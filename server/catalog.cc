@@ -1288,9 +1288,9 @@ Status Catalog::CommitBackup(const BackupEntry& backup, uint64_t job_id) {
   if (backup.kind == BackupKind::kIncremental ||
       backup.kind == BackupKind::kCustomized) {
     if (backup.parent_id.empty()) {
-      return absl::InvalidArgumentError(
-          StrCat(BackupKindName(backup.kind), " image '", backup.backup_id,
-                 "' needs a parent"));
+      return absl::InvalidArgumentError(StrCat(BackupKindName(backup.kind),
+                                               " image '", backup.backup_id,
+                                               "' needs a parent"));
     }
     CAIRN_RETURN_IF_ERROR(ValidateBackupId(backup.parent_id));
   } else if (!backup.parent_id.empty()) {
@@ -1748,19 +1748,18 @@ StatusOr<BackupEntry> Catalog::FindCustomizedImage(
   std::string value;
   rocksdb::Status s = db_->Get(ReadAt(nullptr), key, &value);
   if (s.IsNotFound()) {
-    return absl::NotFoundError(StrCat("no restore build of '", parent_id,
-                                      "' for ", build_key));
+    return absl::NotFoundError(
+        StrCat("no restore build of '", parent_id, "' for ", build_key));
   }
   CAIRN_RETURN_IF_ERROR(
       FromRocks(s, StrCat("reading catalog key ", DescribeKey(key))));
   BackupEntry image;
-  CAIRN_RETURN_IF_ERROR(ReadIndexed(db_.get(), nullptr, key, BackupKey(value),
-                                    &image));
+  CAIRN_RETURN_IF_ERROR(
+      ReadIndexed(db_.get(), nullptr, key, BackupKey(value), &image));
   return image;
 }
 
-Status Catalog::CreateTemplate(const BootTemplate& t,
-                               const AuditEntry* audit) {
+Status Catalog::CreateTemplate(const BootTemplate& t, const AuditEntry* audit) {
   std::lock_guard<std::mutex> lock(mu_);
   CAIRN_RETURN_IF_ERROR(CheckOpen());
   CAIRN_RETURN_IF_ERROR(ValidateCatalogId(t.name, "template name"));
@@ -1778,9 +1777,8 @@ Status Catalog::CreateTemplate(const BootTemplate& t,
   }
   CAIRN_ASSIGN_OR_RETURN(BackupEntry image, GetBackup(t.image_id));
   if (image.status != BackupStatus::kAvailable) {
-    return absl::FailedPreconditionError(
-        StrCat("image '", image.backup_id, "' is ",
-               BackupStatusName(image.status)));
+    return absl::FailedPreconditionError(StrCat(
+        "image '", image.backup_id, "' is ", BackupStatusName(image.status)));
   }
   BootTemplate stored = t;
   stored.created_us = Now();
@@ -1804,8 +1802,7 @@ StatusOr<std::vector<BootTemplate>> Catalog::ListTemplates() const {
   return ListAll<BootTemplate>(db_.get(), kTemplatePrefix);
 }
 
-Status Catalog::DeleteTemplate(std::string_view name,
-                               const AuditEntry* audit) {
+Status Catalog::DeleteTemplate(std::string_view name, const AuditEntry* audit) {
   std::lock_guard<std::mutex> lock(mu_);
   CAIRN_RETURN_IF_ERROR(GetTemplate(name).status());
   Batch batch(*this);

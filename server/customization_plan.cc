@@ -135,6 +135,107 @@ StatusOr<bool> PlanTemplateKernel(const v1::ProfileDiffPlan& diff,
   return true;
 }
 
+// The diff's blocker for a target disk that the source's partitions do
+// not fit unchanged ("shrink-blocked", server/profile_diff.cc).
+bool IsShrinkBlockedByDiff(const v1::ProfileDiffPlan& diff,
+                           std::string_view blocker) {
+  for (const auto& d : diff.disk_changes()) {
+    if (d.size_change() != "shrink-blocked") continue;
+    const std::string prefix =
+        StrCat("target disk ", d.target_disk(), " (", d.target_size_bytes(),
+               " bytes) is smaller than the partitions of source disk ",
+               d.source_disk());
+    if (blocker.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+// A smaller target disk: only the last partition (by end) shrinks, with
+// its ext2/3/4 file system, when the data fits (checked when the build
+// runs: the profile does not know how full it is). What the profile's
+// partition geometry already rules out is a blocker: another partition
+// ending beyond the target's usable end (GPT keeps 33 sectors for its
+// backup header; ends are 1 MiB aligned), a last partition that would
+// vanish, a file system that is not ext2/3/4. Mirrors
+// media_agent/disk_shrink.h, which the build checks against the image.
+void ShrinkStep(const v1::HardwareProfile& source, const v1::DiskChange& d,
+                v1::CustomizationPlan* plan) {
+  constexpr uint64_t kMiB = 1ull << 20;
+  const v1::Disk* disk = nullptr;
+  for (const auto& x : source.disks()) {
+    if (x.name() == d.source_disk()) disk = &x;
+  }
+  const std::string head =
+      StrCat("shrink the disk from ", d.source_size_bytes(), " to ",
+             d.target_size_bytes(), " bytes: ");
+  if (disk == nullptr || disk->partitions().empty()) {
+    plan->add_steps(StrCat(
+        head,
+        "the last partition and its file system (ext2/3/4) shrink if the "
+        "data fits (the profile has no partition geometry; checked when "
+        "the build runs)"));
+    return;
+  }
+  const bool gpt = disk->partition_table_type() == "gpt";
+  const uint64_t sector =
+      disk->logical_sector_size() != 0 ? disk->logical_sector_size() : 512;
+  const uint64_t sectors = d.target_size_bytes() / sector;
+  const uint64_t usable =
+      sectors > (gpt ? 33 : 0) ? (sectors - (gpt ? 33 : 0)) * sector : 0;
+  const uint64_t new_end = usable / kMiB * kMiB;
+  const v1::Partition* last = nullptr;
+  for (const auto& p : disk->partitions()) {
+    if (last == nullptr || p.start_bytes() + p.size_bytes() >
+                               last->start_bytes() + last->size_bytes()) {
+      last = &p;
+    }
+  }
+  const uint64_t last_end = last->start_bytes() + last->size_bytes();
+  for (const auto& p : disk->partitions()) {
+    if (&p == last) continue;
+    if (p.start_bytes() + p.size_bytes() > new_end) {
+      plan->add_blockers(StrCat(
+          "the target disk ", d.target_disk(), " (", d.target_size_bytes(),
+          " bytes) is too small: partition ", p.name(), " ends at byte ",
+          p.start_bytes() + p.size_bytes(), ", beyond the ", new_end,
+          " bytes the partitions may use, and only the last partition (",
+          last->name(), ") can shrink"));
+      return;
+    }
+  }
+  if (last_end <= new_end) {
+    plan->add_steps(StrCat(
+        head, "the partitions end at byte ", last_end, " and fit unchanged",
+        gpt ? "; the GPT backup header moves to the new end" : ""));
+    return;
+  }
+  if (new_end < last->start_bytes() + kMiB) {
+    plan->add_blockers(
+        StrCat("the target disk ", d.target_disk(), " (", d.target_size_bytes(),
+               " bytes) is too small: the last partition ", last->name(),
+               " starts at byte ", last->start_bytes()));
+    return;
+  }
+  const std::string& fs = last->fs_type();
+  if (!fs.empty() && fs != "ext2" && fs != "ext3" && fs != "ext4") {
+    plan->add_blockers(StrCat(
+        "the target disk ", d.target_disk(), " (", d.target_size_bytes(),
+        " bytes) is smaller than the partitions, and the last partition ",
+        last->name(), " holds ", fs,
+        fs == "xfs" ? ", which cannot shrink"
+                    : ", which restore builds do not shrink (ext2/3/4 only)"));
+    return;
+  }
+  plan->add_steps(
+      StrCat(head, "the last partition ", last->name(), " (",
+             fs.empty() ? std::string("file system not in the profile") : fs,
+             ") and its file system shrink from ", last->size_bytes(), " to ",
+             new_end - last->start_bytes(),
+             " bytes if the data fits: its minimum size (resize2fs -P) plus "
+             "max(64 MiB, 5%) headroom, checked when the build runs",
+             gpt ? "; the GPT backup header moves to the new end" : ""));
+}
+
 }  // namespace
 
 StatusOr<v1::CustomizationPlan> PlanCustomization(
@@ -147,7 +248,12 @@ StatusOr<v1::CustomizationPlan> PlanCustomization(
   plan.set_source_profile_sha256(options.source_profile_sha256);
   plan.set_target_profile_sha256(options.target_profile_sha256);
   plan.set_kernel_version(diff.source_kernel());
-  for (const std::string& b : diff.blockers()) plan.add_blockers(b);
+  for (const std::string& b : diff.blockers()) {
+    // The diff blocks a target disk its partitions do not fit as they are;
+    // a restore build can shrink the last partition, so ShrinkStep decides.
+    if (IsShrinkBlockedByDiff(diff, b)) continue;
+    plan.add_blockers(b);
+  }
 
   // Boot mode first: a BIOS -> UEFI conversion takes room at the disk's end.
   const v1::BootModeChange& b = diff.boot_mode();
@@ -196,11 +302,9 @@ StatusOr<v1::CustomizationPlan> PlanCustomization(
               ? StrCat(" but the last ", plan.esp_bytes(),
                        " bytes, where a new EFI System Partition (FAT) goes")
               : std::string()));
-    } else if (d.size_change() == "shrink-fits") {
-      plan.add_blockers(StrCat(
-          "the target disk ", d.target_disk(), " (", d.target_size_bytes(),
-          " bytes) is smaller than the source; the data fits, but shrinking "
-          "is not supported yet"));
+    } else if (d.size_change() == "shrink-fits" ||
+               d.size_change() == "shrink-blocked") {
+      ShrinkStep(source, d, &plan);
     }
   }
 

@@ -24,11 +24,16 @@
 //    even when it does not. The boot loader configuration is regenerated
 //    when its own references are among them.
 //  - NICs: each mapping whose name or MAC changes.
-//  - disk: the first disk's sizes (grow when larger).
+//  - disk: the first disk's sizes (grow when larger; when smaller, shrink
+//    the last partition and its file system - whether the data fits is
+//    checked when the build runs).
 //  - guest tools for a hypervisor the target is not: disabled only with
 //    `drop_guest_tools` (the diff lists them as removals either way).
-//  - blockers: the diff's, plus what this version cannot build: a UEFI ->
-//    BIOS change, a smaller disk, the template-kernel choice without a
+//  - blockers: the diff's (but its "smaller than the partitions", which
+//    the shrink replaces), plus what this version cannot build: a UEFI ->
+//    BIOS change, a smaller disk whose partitions other than the last do
+//    not fit or whose last partition is not ext2/3/4 (from the profile's
+//    geometry, when it has it), the template-kernel choice without a
 //    template (or with one whose kernel lacks a needed driver too).
 //
 // Thread safety: pure functions.

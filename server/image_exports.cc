@@ -16,16 +16,15 @@ StatusOr<HypervisorDisk> ImageExports::Export(
   CAIRN_ASSIGN_OR_RETURN(ImageFormat parsed, ParseImageFormat(format));
   CAIRN_ASSIGN_OR_RETURN(BackupEntry image, catalog_->GetBackup(backup_id));
   if (image.status != BackupStatus::kAvailable) {
-    return absl::FailedPreconditionError(
-        StrCat("image '", image.backup_id, "' is ",
-               BackupStatusName(image.status)));
+    return absl::FailedPreconditionError(StrCat(
+        "image '", image.backup_id, "' is ", BackupStatusName(image.status)));
   }
   if (image.media_agent_id != kEmbeddedMediaId || repository_ == nullptr) {
-    return absl::UnimplementedError(StrCat(
-        "image '", image.backup_id, "' is on media agent '",
-        image.media_agent_id,
-        "'; this server exports only from its embedded media agent. Run "
-        "`cairn-media export` on that media agent's host"));
+    return absl::UnimplementedError(
+        StrCat("image '", image.backup_id, "' is on media agent '",
+               image.media_agent_id,
+               "'; this server exports only from its embedded media agent. Run "
+               "`cairn-media export` on that media agent's host"));
   }
   std::optional<DataKey> key;
   if (!data_key_.empty()) {
@@ -39,7 +38,9 @@ StatusOr<HypervisorDisk> ImageExports::Export(
   o.destination = StrCat(out.dir->path(), "/", image.backup_id, ".",
                          ImageFormatName(parsed));
   o.key = key ? &*key : nullptr;
-  o.work_parent = out.dir->path();
+  // nbdkit's socket lives in $TMPDIR or /tmp: a Unix socket path under a
+  // deep server directory could exceed 107 bytes. It holds no image data.
+  o.work_parent.clear();
   o.progress = progress;
   o.cancelled = cancelled;
   CAIRN_ASSIGN_OR_RETURN(out.result, ExportImage(*repository_, o));

@@ -326,13 +326,12 @@ Status JobEngine::ReportResult(const std::string& client_id,
       // The agent's figures (agent.proto JobResult) as the job's message.
       auto job = catalog_->GetJob(job_id);
       const bool verified = job.ok() && job->verify;
-      summary = StrCat("wrote ", outcome.chunks_new, " chunks (",
-                       outcome.new_stored_bytes, " bytes), skipped ",
-                       outcome.chunks_deduplicated,
-                       " chunks already in place; ",
-                       verified ? StrCat("verified ", outcome.image_size,
-                                         " bytes")
-                                : std::string("not verified"));
+      summary =
+          StrCat("wrote ", outcome.chunks_new, " chunks (",
+                 outcome.new_stored_bytes, " bytes), skipped ",
+                 outcome.chunks_deduplicated, " chunks already in place; ",
+                 verified ? StrCat("verified ", outcome.image_size, " bytes")
+                          : std::string("not verified"));
     }
     if (outcome.image_size > 0) {
       // The bytes restored, also when the job ended before its first
@@ -486,9 +485,8 @@ void JobEngine::DispatchLocked(const std::string& client_id) {
       return;
     }
     // Restore builds run on the server (RestoreBuilds), not on the client.
-    std::erase_if(*queued, [](const Job& j) {
-      return j.kind == JobKind::kRestoreBuild;
-    });
+    std::erase_if(
+        *queued, [](const Job& j) { return j.kind == JobKind::kRestoreBuild; });
     if (queued->empty()) return;
     const Job& job = queued->front();
     Status s = DispatchJobLocked(job, *session_id);

@@ -145,16 +145,15 @@ StatusOr<RestorePlan> RestoreBuilds::Plan(const RestoreTargetSpec& spec) const {
           "', backup '", backup.backup_id, "' on '", backup.media_agent_id,
           "': a build reads both from one store"));
     }
-    CAIRN_ASSIGN_OR_RETURN(template_profile,
-                           profiles_->ForBackup(t.image_id));
+    CAIRN_ASSIGN_OR_RETURN(template_profile, profiles_->ForBackup(t.image_id));
     co.template_profile = &template_profile->profile;
     co.template_name = t.name;
     co.template_image_id = t.image_id;
     co.template_profile_sha256 = template_profile->sha256_hex;
   }
   CAIRN_ASSIGN_OR_RETURN(
-      out.plan, PlanCustomization(source.profile, target->profile, out.diff,
-                                  co));
+      out.plan,
+      PlanCustomization(source.profile, target->profile, out.diff, co));
   return out;
 }
 
@@ -265,8 +264,8 @@ void RestoreBuilds::Build(const Queued& q) {
     spdlog::warn("restore build {} failed: {}", q.job_id, ToStd(s.message()));
     auto now = catalog_->GetJob(q.job_id);
     if (now.ok() && now->state == JobState::kRunning) {
-      Status f = catalog_->FinishJob(q.job_id, JobState::kFailed,
-                                     ToStd(s.message()));
+      Status f =
+          catalog_->FinishJob(q.job_id, JobState::kFailed, ToStd(s.message()));
       if (!f.ok()) {
         spdlog::error("failing restore build {}: {}", q.job_id,
                       ToStd(f.message()));

@@ -121,8 +121,7 @@ class RestoreBuilds {
   // FailedPrecondition when the plan has blockers or the backup is not
   // available; Unimplemented for a backup on a separate media agent or a
   // server without an embedded one. `audit` is written with the new job.
-  StatusOr<RestoreBuildStart> Start(const RestoreTargetSpec& spec,
-                                    bool rebuild,
+  StatusOr<RestoreBuildStart> Start(const RestoreTargetSpec& spec, bool rebuild,
                                     const std::string& requested_by,
                                     const AuditEntry* audit = nullptr);
 

@@ -135,15 +135,14 @@ StatusOr<std::unique_ptr<StorageManager>> StorageManager::Start(
   build_options.work_dir = JoinPath(options.dir, "builds");
   if (std::error_code ec;
       !std::filesystem::create_directories(build_options.work_dir, ec) && ec) {
-    return absl::UnavailableError(StrCat("cannot create ",
-                                         build_options.work_dir, ": ",
-                                         ec.message()));
+    return absl::UnavailableError(
+        StrCat("cannot create ", build_options.work_dir, ": ", ec.message()));
   }
   m->builds_ = std::make_unique<RestoreBuilds>(
       m->catalog_.get(), m->profiles_.get(), m->events_.get(),
       std::move(build_options));
-  m->templates_ = std::make_unique<BootTemplates>(m->catalog_.get(),
-                                                  m->profiles_.get());
+  m->templates_ =
+      std::make_unique<BootTemplates>(m->catalog_.get(), m->profiles_.get());
   m->exports_ = std::make_unique<ImageExports>(
       m->catalog_.get(), m->repository_.get(), home.data_key,
       JoinPath(options.dir, "builds"));

@@ -13,6 +13,9 @@
 #     QEMU are gone, the store lock is free (store verify opens the store);
 #   - the overlay alone (no export, no store) boots to the marker again
 #     under cairn-boot-check;
+#   - a damaged chunk in a copy of the store: the copy fails with
+#     "stream-error" (QEMU's message), the VM keeps running until stopped,
+#     exit 4 (DataLoss), the overlay keeps its backing file;
 #   - SIGTERM while a second instant boot runs: the VM is quit over QMP, the
 #     command exits 143 (the copy had not completed: the overlay still
 #     names the export), no process is left.
@@ -194,6 +197,43 @@ set -e
 [ "$rc" -eq 0 ] || fail "the overlay alone did not boot (exit $rc): $(cat boot-alone.json)"
 rm -rf tmp/cairn-boot.*  # the boot check's own work directory (its logs)
 ok "the overlay alone boots to the marker ($(jget boot-alone.json outcome), $(jget boot-alone.json elapsed_seconds) s)"
+
+# --- a damaged chunk breaks the copy ----------------------------------------------
+# A copy of the store with one data chunk damaged: the stream job fails on
+# it, "stream-error" is reported with QEMU's message while the VM keeps
+# running on overlay + export (no export-stopped yet), and once the VM is
+# over (SIGTERM, or the guest powering off) the command exits 4 (DataLoss,
+# the plugin's code from nbdkit's log); the overlay still has its backing.
+cp -a repo repo-bad
+chunk=$(find repo-bad/chunks -type f -size +1k -print -quit)
+[ -n "$chunk" ] || fail "no chunk file found"
+cp "$chunk" chunk.bak
+byte=$(od -An -tu1 -j60 -N1 "$chunk" | tr -d ' ')
+printf "\\$(printf %o $((255 - byte)))" | dd of="$chunk" bs=1 seek=60 conv=notrunc status=none
+cmp -s "$chunk" chunk.bak && fail "chunk was not damaged"
+rm -f events.jsonl serial.log
+"$MEDIA" instant-boot --store repo-bad --key-file data.key --backup src1 \
+  --overlay vm/bad.qcow2 --nic none --memory 1024 --json > events.jsonl 2> boot.err &
+BG_PID=$!
+wait_for "stream-error" 900 has_event stream-error
+err=$(event events.jsonl stream-error)
+echo "$err" | grep -q "background copy failed" || fail "stream-error: $err"
+if kill -0 "$BG_PID" 2>/dev/null; then
+  [ -z "$(event events.jsonl export-stopped)" ] || fail "export stopped while the VM runs"
+  running="the VM kept running on overlay + export"
+  kill -TERM "$BG_PID"
+else
+  running="the guest had powered off"
+fi
+set +e; wait "$BG_PID"; rc=$?; set -e
+BG_PID=""
+[ "$rc" -eq 4 ] || fail "damaged chunk: exit $rc, expected 4: $(tail -n 2 events.jsonl)"
+event events.jsonl error | grep -q DATA_LOSS || fail "no DATA_LOSS error line"
+qemu-img info --output=json vm/bad.qcow2 | grep -q backing-filename \
+  || fail "the overlay of a failed copy lost its backing file"
+rm -rf vm/bad.qcow2 repo-bad
+nothing_left existing.qcow2 disk.qcow2
+ok "damaged chunk: stream-error ($(echo "$err" | cut -c1-160)...), $running, exit 4 (DATA_LOSS)"
 
 # --- SIGTERM during an instant boot -------------------------------------------
 rm -f events.jsonl serial.log

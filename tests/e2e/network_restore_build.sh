@@ -61,8 +61,10 @@ SRC_DIR=$WORK/agent-src
 LAB_DIR=$WORK/agent-lab
 SRC=$(net_enroll src-pc "$SRC_DIR")
 LAB=$(net_enroll lab-pc "$LAB_DIR")
-echo "profile_root: \"$PROFILES/bios-ahci-e1000\"" >> "$SRC_DIR/agent.yaml"
-echo "profile_root: \"$PROFILES/virtio-blk-net\"" >> "$LAB_DIR/agent.yaml"
+# The agents report recorded machines instead of this host.
+sed -i "s|^profile_root: .*|profile_root: \"$PROFILES/bios-ahci-e1000\"|" "$SRC_DIR/agent.yaml"
+sed -i "s|^profile_root: .*|profile_root: \"$PROFILES/virtio-blk-net\"|" "$LAB_DIR/agent.yaml"
+grep -q "bios-ahci-e1000" "$SRC_DIR/agent.yaml" || fail "agent.yaml has no profile_root: $(cat "$SRC_DIR/agent.yaml")"
 net_agent_start "$SRC_DIR" agent-src.log --heartbeat-interval 2
 net_agent_start "$LAB_DIR" agent-lab.log --heartbeat-interval 2
 wait_until 30 client_connected "$SRC" || fail "src agent did not connect"

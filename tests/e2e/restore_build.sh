@@ -16,7 +16,11 @@
 #     (e2fsck -fn);
 #   - the same backup for an NVMe + UEFI target with a 50% larger disk: a
 #     new EFI System Partition and GRUB for x86_64-efi; it boots under OVMF,
-#     root grown, e2fsck -fn clean.
+#     root grown, e2fsck -fn clean;
+#   - the virtio target with a 1.5 GiB disk: the root partition and file
+#     system shrink; the image is 1.5 GiB, e2fsck -fn clean, and it boots;
+#     a 512 MiB disk is refused by the build (the data does not fit), and
+#     nothing is stored.
 # Usage: restore_build.sh CAIRN-AGENT CAIRN-MEDIA CAIRN-PROFILE
 #                         CAIRN-NBD-EXPORT CAIRN-BOOT-CHECK FIXTURE.raw
 #                         PROFILES-DIR
@@ -187,9 +191,11 @@ set -e
 ok "the customized image boots on virtio-blk + virtio-net: root vda, 3 GiB, ipv4 enp0s2=192.0.2.10/24 ($(jget boot-custom.json elapsed_seconds) s)"
 
 # --- the grown root file system -------------------------------------------
-# check_root_fs IMAGE: partition 1 (root) is clean under e2fsck -fn and
-# larger than the source's 2 GiB disk; sets FS_BYTES.
+# check_root_fs IMAGE [grown|shrunk]: partition 1 (root) is clean under
+# e2fsck -fn and larger than the source's 2 GiB disk (grown, the default),
+# or inside the image and its partition (shrunk); sets FS_BYTES.
 check_root_fs() {
+  local expect=${2:-grown}
   local geometry
   geometry=$(python3 - "$1" <<'EOF'
 import subprocess, sys, json
@@ -198,6 +204,8 @@ p = json.loads(out)["partitiontable"]["partitions"][0]
 print(p["start"] * 512, p["size"] * 512)
 EOF
 )
+  local image_bytes
+  image_bytes=$(stat -c %s "$1")
   set -- "$1" $geometry
   LOOP=$(losetup --find --show --read-only --offset "$2" --sizelimit "$3" "$1")
   e2fsck -fn "$LOOP" > fsck.txt 2>&1 || fail "e2fsck -fn of $1: $(cat fsck.txt)"
@@ -206,7 +214,12 @@ EOF
   bsize=$(dumpe2fs -h "$LOOP" 2>/dev/null | awk -F: '/^Block size/ {print $2}' | tr -d ' ')
   losetup -d "$LOOP"; LOOP=""
   FS_BYTES=$((blocks * bsize))
-  [ "$FS_BYTES" -gt $((2 << 30)) ] || fail "root file system of $1 not grown: $FS_BYTES bytes"
+  if [ "$expect" = grown ]; then
+    [ "$FS_BYTES" -gt $((2 << 30)) ] || fail "root file system of $1 not grown: $FS_BYTES bytes"
+  else
+    [ $(($2 + $3)) -le "$image_bytes" ] || fail "partition 1 of $1 ends beyond the image"
+    [ "$FS_BYTES" -le "$3" ] || fail "root file system of $1 ($FS_BYTES bytes) exceeds its partition ($3)"
+  fi
 }
 check_root_fs custom.raw
 ok "root file system grown to $FS_BYTES bytes, e2fsck -fn clean"
@@ -242,4 +255,55 @@ set -e
   || fail "root disk is $(jget boot-uefi.json guest_info.root_disk)"
 check_root_fs uefi.raw
 ok "BIOS -> UEFI: boots under OVMF on NVMe, root grown to $FS_BYTES bytes, e2fsck -fn clean ($(jget boot-uefi.json elapsed_seconds) s)"
+rm -f uefi.raw
+
+# --- a smaller disk: shrink when the data fits ----------------------------
+# The virtio target with a 1.5 GiB disk: the root (about 0.8 GB used,
+# resize2fs -P about 1.1 GiB) shrinks. With 512 MiB the plan cannot know
+# how full the root is, so the build refuses it and stores nothing.
+"$PROFILE" collect --root "$PROFILES/virtio-blk-net" --json --out virtio.json >/dev/null
+python3 - virtio.json virtio-1g5.json virtio-512m.json <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+for out, size in ((sys.argv[2], 3 << 29), (sys.argv[3], 512 << 20)):
+    for d in p["disks"]:
+        d["size_bytes"] = str(size)
+    json.dump(p, open(out, "w"))
+EOF
+"$PROFILE" plan --source src.pb --target virtio-512m.json --backup src1 \
+  --target-name lab-tiny --out tiny.json > tiny.txt \
+  || fail "plan for a 512 MiB disk not ready: $(cat tiny.txt)"
+expect_exit 5 "too small" "$MEDIA" restore build --store repo --backup src1 \
+  --plan tiny.json --id src1-tiny --key-file data.key
+echo "$out" | grep -q "resize2fs -P" || fail "refusal does not name the minimum: $out"
+[ -z "$(ls repo/manifests | grep tiny || true)" ] || fail "the refused shrink stored a manifest"
+ok "512 MiB target: build refused (exit 5), nothing stored: $(echo "$out" | tail -1 | cut -c1-200)"
+"$PROFILE" plan --source src.pb --target virtio-1g5.json --backup src1 \
+  --target-name lab-small --out shrink.json > shrink.txt \
+  || fail "plan for a 1.5 GiB disk not ready: $(cat shrink.txt)"
+grep -q "shrink the disk from $((2 << 30)) to $((3 << 29)) bytes" shrink.txt \
+  || fail "plan does not shrink the disk: $(cat shrink.txt)"
+"$MEDIA" restore build --store repo --backup src1 --plan shrink.json \
+  --id src1-small --key-file data.key --json > build-small.json
+[ "$(jget build-small.json image_size)" -eq $((3 << 29)) ] || fail "image size is not 1.5 GiB"
+grep -q '"shrink"' build-small.json || fail "no shrink step: $(cat build-small.json)"
+grep -q '"shrink-disk"' build-small.json || fail "no shrink-disk step: $(cat build-small.json)"
+grep -q '"initramfs"' build-small.json || fail "no initramfs step with the shrink"
+ok "built src1-small: $(jget build-small.json chunks_new) new chunks ($(jget build-small.json new_stored_bytes) bytes stored)"
+start_export src1-small
+nbdcopy "$URI" small.raw
+stop_export
+[ "$(stat -c %s small.raw)" -eq $((3 << 29)) ] || fail "exported image is $(stat -c %s small.raw) bytes"
+check_root_fs small.raw shrunk
+set +e
+"$BOOTCHECK" --disk small.raw "${TARGET[@]}" --marker "$MARKER" --json > boot-small.json
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "the shrunk image did not boot: $(cat boot-small.json)"
+[ "$(jget boot-small.json guest_info.root_disk)" = "vda" ] \
+  || fail "root disk is $(jget boot-small.json guest_info.root_disk)"
+[ "$(jget boot-small.json guest_info.disk_bytes)" -eq $((3 << 29)) ] \
+  || fail "disk is $(jget boot-small.json guest_info.disk_bytes) bytes"
+ok "shrunk to 1.5 GiB: root file system $FS_BYTES bytes, e2fsck -fn clean, boots on virtio with root on vda ($(jget boot-small.json elapsed_seconds) s)"
+sha256sum -c --quiet manifest.sha || fail "the backup's manifest changed"
 echo "PASS restore_build"

@@ -162,6 +162,100 @@ TEST(AgentControlClientTest, HelloCommandsResultsReconnectAndShutdown) {
   EXPECT_GE(client.streams_opened(), 2u);
 }
 
+// Sends one heartbeat (announcing `interval_ms`) after each Hello and then
+// stays silent until the agent gives up on the stream.
+class QuietServer final : public v1::AgentControl::Service {
+ public:
+  explicit QuietServer(uint32_t interval_ms) : interval_ms_(interval_ms) {}
+  grpc::Status Connect(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::ServerCommand, v1::AgentMessage>* stream)
+      override {
+    v1::AgentMessage msg;
+    if (!stream->Read(&msg) || !msg.has_hello()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hello first");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++hellos_;
+    }
+    cv_.notify_all();
+    v1::ServerCommand beat;
+    beat.mutable_heartbeat()->set_sent_unix_us(1);
+    beat.mutable_heartbeat()->set_interval_ms(interval_ms_);
+    stream->Write(beat);
+    while (stream->Read(&msg)) {
+    }
+    return grpc::Status::OK;
+  }
+  // Whether the agent dialled `n` streams within `timeout`.
+  bool WaitForHellos(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return hellos_ >= n; });
+  }
+
+ private:
+  const uint32_t interval_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int hellos_ = 0;
+};
+
+// An agent beating every 20 ms waits for silence over 3 of the SERVER's
+// intervals when the server says it beats less often, and over its own
+// otherwise (before the fix, an agent with a short interval redialled a
+// server with the default 10 s one every few seconds).
+TEST(AgentControlClientTest, SilenceIsJudgedByTheLongerHeartbeatInterval) {
+  testing::ScratchDir dir;
+  auto ca = CertificateAuthority::Create(dir.Sub("ca"), "Cairn test CA");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  auto server_cert = (*ca)->IssueServerCertificate({}, {});
+  ASSERT_TRUE(server_cert.ok());
+  auto server_creds = MakeServerCredentials(
+      {(*ca)->CertificatePem(), server_cert->cert_pem, server_cert->key_pem});
+  ASSERT_TRUE(server_creds.ok());
+  auto csr = CreateKeyAndCsr("pc1");
+  auto cert = (*ca)->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto creds =
+      MakeChannelCredentials({(*ca)->CertificatePem(), *cert, csr->key_pem});
+  ASSERT_TRUE(creds.ok());
+  for (uint32_t server_interval_ms : {60'000u, 0u}) {
+    QuietServer service(server_interval_ms);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", *server_creds, &port);
+    builder.RegisterService(&service);
+    auto server = builder.BuildAndStart();
+    ASSERT_NE(server, nullptr);
+    ControlClientOptions o;
+    o.heartbeat_interval = std::chrono::milliseconds(20);
+    o.backoff.initial_delay = std::chrono::milliseconds(10);
+    o.backoff.max_delay = std::chrono::milliseconds(50);
+    ControlClient client(
+        MakeControlChannel("localhost:" + std::to_string(port), *creds), o);
+    NoMediaConnector connector;
+    JobRunner runner(&connector, &client,
+                     {"pc1", 1, std::chrono::seconds(1)});
+    std::thread run([&] { client.Run(&runner); });
+    ASSERT_TRUE(service.WaitForHellos(1, std::chrono::seconds(30)));
+    if (server_interval_ms > 0) {
+      // 3 x 60 s of patience: no second stream in a second (50 of the
+      // agent's own intervals).
+      EXPECT_FALSE(service.WaitForHellos(2, std::chrono::seconds(1)));
+    } else {
+      // The server said nothing about its interval: the agent's own 3 x
+      // 20 ms apply and it redials.
+      EXPECT_TRUE(service.WaitForHellos(2, std::chrono::seconds(30)));
+    }
+    client.Shutdown();
+    run.join();
+    runner.Stop();
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+  }
+}
+
 // A loopback TCP port whose connections complete (in the kernel's accept
 // queue) but are never answered: a TLS handshake with it hangs, so a channel
 // to it stays CONNECTING.

@@ -57,9 +57,9 @@ TEST(CairnctlArgsTest, ParsesEveryCommand) {
   EXPECT_FALSE(restore->resume);
   EXPECT_FALSE(restore->no_verify);
   EXPECT_FALSE(restore->reboot);
-  auto resume = ParseCtlArgs(
-      With({"restore", "start", "--backup", "b1", "--target", "/dev/sdb",
-            "--resume", "--no-verify", "--reboot"}));
+  auto resume =
+      ParseCtlArgs(With({"restore", "start", "--backup", "b1", "--target",
+                         "/dev/sdb", "--resume", "--no-verify", "--reboot"}));
   ASSERT_TRUE(resume.ok()) << resume.status();
   EXPECT_TRUE(resume->resume);
   EXPECT_TRUE(resume->no_verify);
@@ -98,10 +98,10 @@ TEST(CairnctlArgsTest, ParsesEveryCommand) {
 }
 
 TEST(CairnctlArgsTest, RestoreBuildAndTemplates) {
-  auto build = ParseCtlArgs(With(
-      {"restore", "build", "--backup", "b1", "--target", "lab-7",
-       "--conflict-choice", "use-template-kernel", "--template", "debian12",
-       "--rebuild", "--wait"}));
+  auto build =
+      ParseCtlArgs(With({"restore", "build", "--backup", "b1", "--target",
+                         "lab-7", "--conflict-choice", "use-template-kernel",
+                         "--template", "debian12", "--rebuild", "--wait"}));
   ASSERT_TRUE(build.ok()) << build.status();
   EXPECT_EQ(build->command, CtlCommand::kRestoreBuild);
   EXPECT_EQ(build->backup, "b1");
@@ -114,19 +114,19 @@ TEST(CairnctlArgsTest, RestoreBuildAndTemplates) {
   auto no_choice = ParseCtlArgs(With({"restore", "build", "--backup", "b1",
                                       "--target", "c", "--template", "t"}));
   ASSERT_FALSE(no_choice.ok());
-  EXPECT_NE(std::string(no_choice.status().message()).find("use-template-kernel"),
-            std::string::npos);
+  EXPECT_NE(
+      std::string(no_choice.status().message()).find("use-template-kernel"),
+      std::string::npos);
 
-  auto import = ParseCtlArgs(With({"template", "import", "--name", "debian12",
-                                   "--from-backup", "b1", "--description",
-                                   "stock"}));
+  auto import =
+      ParseCtlArgs(With({"template", "import", "--name", "debian12",
+                         "--from-backup", "b1", "--description", "stock"}));
   ASSERT_TRUE(import.ok()) << import.status();
   EXPECT_EQ(import->command, CtlCommand::kTemplateImport);
   EXPECT_EQ(import->template_name, "debian12");
   EXPECT_EQ(import->backup, "b1");
   EXPECT_EQ(import->description, "stock");
-  EXPECT_FALSE(
-      ParseCtlArgs(With({"template", "import", "--name", "t"})).ok());
+  EXPECT_FALSE(ParseCtlArgs(With({"template", "import", "--name", "t"})).ok());
   EXPECT_EQ(ParseCtlArgs(With({"template", "list"}))->command,
             CtlCommand::kTemplateList);
   EXPECT_EQ(ParseCtlArgs(With({"template", "show", "debian12"}))->id,
@@ -135,15 +135,15 @@ TEST(CairnctlArgsTest, RestoreBuildAndTemplates) {
             CtlCommand::kTemplateDelete);
   EXPECT_FALSE(ParseCtlArgs(With({"template", "show"})).ok());
 
-  auto exp = ParseCtlArgs(With({"export", "--backup", "b1", "--format",
-                                "vmdk", "--out", "b1.vmdk", "--force"}));
+  auto exp = ParseCtlArgs(With({"export", "--backup", "b1", "--format", "vmdk",
+                                "--out", "b1.vmdk", "--force"}));
   ASSERT_TRUE(exp.ok()) << exp.status();
   EXPECT_EQ(exp->command, CtlCommand::kExport);
   EXPECT_EQ(exp->format, "vmdk");
   EXPECT_EQ(exp->out, "b1.vmdk");
   EXPECT_TRUE(exp->force);
-  EXPECT_FALSE(ParseCtlArgs(With({"export", "--backup", "b1", "--format",
-                                  "ova", "--out", "x"}))
+  EXPECT_FALSE(ParseCtlArgs(With({"export", "--backup", "b1", "--format", "ova",
+                                  "--out", "x"}))
                    .ok());
   EXPECT_FALSE(
       ParseCtlArgs(With({"export", "--backup", "b1", "--format", "raw"})).ok());

@@ -1174,14 +1174,14 @@ TEST_F(CatalogTest, ProfilesAreContentAddressedWithAPerClientHistory) {
   EXPECT_EQ(catalog_->ListClientProfiles("pc-1")->size(), 3u);
 }
 
-
 // ---- Restore builds and boot templates --------------------------------------
 
 TEST_F(CatalogTest, RestoreBuildCommitsACustomizedImageAndItsCacheEntry) {
   AddClient("pc-1");
   ASSERT_TRUE(catalog_->PutMediaAgent(MakeMediaAgent("ma1")).ok());
-  ASSERT_TRUE(catalog_->CommitBackup(MakeBackup("bk1", "pc-1", kStart),
-                                     RunningBackupJob("pc-1"))
+  ASSERT_TRUE(catalog_
+                  ->CommitBackup(MakeBackup("bk1", "pc-1", kStart),
+                                 RunningBackupJob("pc-1"))
                   .ok());
   Job spec;
   spec.kind = JobKind::kRestoreBuild;
@@ -1244,8 +1244,9 @@ TEST_F(CatalogTest, RestoreBuildCommitsACustomizedImageAndItsCacheEntry) {
 TEST_F(CatalogTest, BootTemplatesCreateGetListDelete) {
   AddClient("pc-1");
   ASSERT_TRUE(catalog_->PutMediaAgent(MakeMediaAgent("ma1")).ok());
-  ASSERT_TRUE(catalog_->CommitBackup(MakeBackup("bk1", "pc-1", kStart),
-                                     RunningBackupJob("pc-1"))
+  ASSERT_TRUE(catalog_
+                  ->CommitBackup(MakeBackup("bk1", "pc-1", kStart),
+                                 RunningBackupJob("pc-1"))
                   .ok());
   BootTemplate t;
   t.name = "debian12";

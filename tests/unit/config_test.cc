@@ -46,6 +46,21 @@ TEST(ConfigTest, UnknownKeyIsAnError) {
             "m.yaml:2: unknown key 'store.chunck_size'");
 }
 
+TEST(ConfigTest, RepeatedKeyIsAnError) {
+  // yaml-cpp would answer with the first and ignore the second.
+  auto top = ConfigReader::LoadString("a: 1\nb: 2\na: 3\n", "d.yaml");
+  ASSERT_FALSE(top.ok());
+  EXPECT_EQ(std::string(top.status().message()),
+            "d.yaml:3: duplicate key 'a' (first at line 1)");
+  auto nested =
+      ConfigReader::LoadString("store:\n  path: /x\n  path: /y\n", "n.yaml");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(std::string(nested.status().message()).find("duplicate key 'path'"),
+            std::string::npos);
+  EXPECT_TRUE(
+      ConfigReader::LoadString("a:\n  x: 1\nb:\n  x: 2\n", "ok.yaml").ok());
+}
+
 TEST(ConfigTest, SyntaxErrorsAndBadSizes) {
   auto bad = ConfigReader::LoadString("a: [1, 2\nb: 3\n", "x.yaml");
   ASSERT_FALSE(bad.ok());

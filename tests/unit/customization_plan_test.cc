@@ -144,8 +144,8 @@ TEST(ValidateCustomizationPlan, RefusesHostileOrUnknownPlans) {
   q.add_disable_units("qemu-guest-agent.service");
   EXPECT_EQ(refused(q), absl::StatusCode::kOk);
   q = p;
-  q.set_target_disk_bytes(1 << 30);
-  EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);
+  q.set_target_disk_bytes(1 << 30);  // a shrink: checked when the build runs
+  EXPECT_EQ(refused(q), absl::StatusCode::kOk);
   q = p;
   q.set_target_firmware(v1::FIRMWARE_MODE_UEFI);
   EXPECT_EQ(refused(q), absl::StatusCode::kUnimplemented);  // no ESP size
@@ -316,6 +316,117 @@ TEST(CustomizationPlanTemplateKernel, TemplateLackingTheDriverIsABlocker) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(AnyContains(p->blockers(), "cannot drive it either"));
   EXPECT_FALSE(p->has_template_kernel());
+}
+
+// ---- shrinking to a smaller disk (issue 6) ---------------------------------
+// bios-ahci-e1000: MBR, sda1 (ext4) from 1 MiB to the end of its 2 GiB disk.
+// uefi-ahci-e1000: GPT, sda1 (ESP), sda2 (/boot), sda3 (ext4 root) ending
+// 1 MiB before the end of its 2 GiB disk.
+
+v1::HardwareProfile WithDiskBytes(v1::HardwareProfile p, uint64_t bytes) {
+  for (auto& d : *p.mutable_disks()) {
+    if (!d.removable() && d.size_bytes() > 0) d.set_size_bytes(bytes);
+  }
+  return p;
+}
+
+v1::CustomizationPlan ShrinkPlan(const v1::HardwareProfile& source,
+                                 const v1::HardwareProfile& target) {
+  auto diff = ProfileDiff(source, target, {});
+  EXPECT_TRUE(diff.ok()) << diff.status();
+  if (!diff.ok()) return {};
+  auto plan = PlanCustomization(source, target, *diff, {});
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return plan.ok() ? *plan : v1::CustomizationPlan();
+}
+
+TEST(CustomizationPlanShrink, SmallerDiskShrinksTheLastPartition) {
+  v1::CustomizationPlan p = ShrinkPlan(
+      Shape("bios-ahci-e1000"),
+      WithDiskBytes(Shape("virtio-blk-net"), 3ull << 29));  // 1.5 GiB
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+  EXPECT_EQ(p.source_disk_bytes(), 2ull << 30);
+  EXPECT_EQ(p.target_disk_bytes(), 3ull << 29);
+  const std::string text = RenderCustomizationPlanText(p);
+  EXPECT_THAT(text, HasSubstr("shrink the disk from 2147483648 to 1610612736"));
+  EXPECT_THAT(text, HasSubstr("sda1 (ext4)"));
+  EXPECT_THAT(text, HasSubstr("to 1609564160 bytes"));  // 1.5 GiB - 1 MiB
+  EXPECT_THAT(text, HasSubstr("checked when the build runs"));
+  EXPECT_THAT(text, HasSubstr("Ready to build."));
+  EXPECT_THAT(text, testing::Not(HasSubstr("GPT")));
+  // The shrink comes first, before the drivers.
+  ASSERT_FALSE(p.steps().empty());
+  EXPECT_THAT(p.steps(0), HasSubstr("shrink the disk"));
+  EXPECT_EQ(ValidateCustomizationPlan(p), absl::OkStatus());
+  EXPECT_TRUE(PlanChangesAnything(p));
+  // Far too small for the data is still not known from the profile: the
+  // build refuses it (resize2fs -P).
+  p = ShrinkPlan(Shape("bios-ahci-e1000"),
+                 WithDiskBytes(Shape("virtio-blk-net"), 512ull << 20));
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+}
+
+TEST(CustomizationPlanShrink, GptKeepsRoomForTheBackupHeader) {
+  // uefi-ahci-e1000's root ends 1 MiB before 2 GiB: a disk 512 KiB smaller
+  // still holds it unchanged...
+  v1::HardwareProfile src = Shape("uefi-ahci-e1000");
+  v1::CustomizationPlan p =
+      ShrinkPlan(src, WithDiskBytes(src, (2ull << 30) - (512 << 10)));
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+  std::string text = RenderCustomizationPlanText(p);
+  EXPECT_THAT(text, HasSubstr("fit unchanged"));
+  EXPECT_THAT(text, HasSubstr("GPT backup header moves"));
+  // ... one 1 MiB smaller does not: the 33 sectors of the backup header
+  // push the aligned end before the root's end, so sda3 shrinks.
+  p = ShrinkPlan(src, WithDiskBytes(src, (2ull << 30) - (1 << 20)));
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+  text = RenderCustomizationPlanText(p);
+  EXPECT_THAT(text, HasSubstr("the last partition sda3 (ext4)"));
+  EXPECT_THAT(text, HasSubstr("GPT backup header moves"));
+}
+
+TEST(CustomizationPlanShrink, AnotherPartitionBeyondTheEndIsABlocker) {
+  // /boot (sda2) ends at 401 MiB: a 256 MiB disk cannot hold it, and only
+  // the last partition shrinks.
+  v1::HardwareProfile src = Shape("uefi-ahci-e1000");
+  v1::CustomizationPlan p = ShrinkPlan(src, WithDiskBytes(src, 256ull << 20));
+  ASSERT_EQ(p.blockers_size(), 1) << RenderCustomizationPlanText(p);
+  EXPECT_THAT(p.blockers(0), HasSubstr("partition sda2 ends at byte"));
+  EXPECT_THAT(p.blockers(0), HasSubstr("only the last partition (sda3)"));
+  EXPECT_EQ(ValidateCustomizationPlan(p).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The last partition (from 401 MiB) itself would vanish: 402 MiB less
+  // the GPT backup header leaves nothing after 1 MiB alignment.
+  p = ShrinkPlan(src, WithDiskBytes(src, 402ull << 20));
+  ASSERT_EQ(p.blockers_size(), 1) << RenderCustomizationPlanText(p);
+  EXPECT_THAT(p.blockers(0), HasSubstr("last partition sda3 starts at"));
+}
+
+TEST(CustomizationPlanShrink, XfsAndOthersAreBlockers) {
+  v1::HardwareProfile src = Shape("bios-ahci-e1000");
+  src.mutable_disks(0)->mutable_partitions(0)->set_fs_type("xfs");
+  v1::CustomizationPlan p =
+      ShrinkPlan(src, WithDiskBytes(Shape("virtio-blk-net"), 3ull << 29));
+  ASSERT_EQ(p.blockers_size(), 1);
+  EXPECT_THAT(p.blockers(0), HasSubstr("xfs, which cannot shrink"));
+  src.mutable_disks(0)->mutable_partitions(0)->set_fs_type("btrfs");
+  p = ShrinkPlan(src, WithDiskBytes(Shape("virtio-blk-net"), 3ull << 29));
+  ASSERT_EQ(p.blockers_size(), 1);
+  EXPECT_THAT(p.blockers(0), HasSubstr("ext2/3/4 only"));
+  // Without the file system type the build decides.
+  src.mutable_disks(0)->mutable_partitions(0)->clear_fs_type();
+  p = ShrinkPlan(src, WithDiskBytes(Shape("virtio-blk-net"), 3ull << 29));
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+}
+
+TEST(CustomizationPlanShrink, NoPartitionGeometryLeavesItToTheBuild) {
+  v1::HardwareProfile src = Shape("bios-ahci-e1000");
+  src.mutable_disks(0)->clear_partitions();
+  v1::CustomizationPlan p =
+      ShrinkPlan(src, WithDiskBytes(Shape("virtio-blk-net"), 3ull << 29));
+  EXPECT_TRUE(p.blockers().empty()) << p.blockers(0);
+  EXPECT_THAT(RenderCustomizationPlanText(p),
+              HasSubstr("no partition geometry"));
 }
 
 }  // namespace

@@ -104,10 +104,10 @@ TEST_F(RestoreBuildsTest, PlansFromTheRecordedAndTheTargetsProfile) {
   }
   EXPECT_TRUE(virtio) << plan->plan.DebugString();
 
-  EXPECT_TRUE(absl::IsNotFound(builds_->Plan(ForClient("nosuch", "lab"))
-                                   .status()));
-  EXPECT_TRUE(absl::IsNotFound(builds_->Plan(ForClient("bk1", "nosuch"))
-                                   .status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(builds_->Plan(ForClient("nosuch", "lab")).status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(builds_->Plan(ForClient("bk1", "nosuch")).status()));
   RestoreTargetSpec both = ForClient("bk1", "lab");
   both.target_profile_zstd = "x";
   EXPECT_TRUE(absl::IsInvalidArgument(builds_->Plan(both).status()));
@@ -142,8 +142,7 @@ TEST_F(RestoreBuildsTest, RefusalsQueueNothing) {
   // Blockers: a UEFI target whose disk has no room for an ESP.
   auto blocked = builds_->Start(ForClient("bk1", "nvme"), false, "alice");
   ASSERT_FALSE(blocked.ok());
-  EXPECT_TRUE(absl::IsFailedPrecondition(blocked.status()))
-      << blocked.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(blocked.status())) << blocked.status();
   EXPECT_NE(std::string(blocked.status().message()).find("blockers"),
             std::string::npos);
   // A backup on a separate media agent is built there.
@@ -157,8 +156,7 @@ TEST_F(RestoreBuildsTest, RefusalsQueueNothing) {
   // A damaged backup is not built.
   ASSERT_TRUE(catalog_->SetBackupStatus("bk1", BackupStatus::kDamaged).ok());
   auto damaged = builds_->Start(ForClient("bk1", "lab"), false, "alice");
-  EXPECT_TRUE(absl::IsFailedPrecondition(damaged.status()))
-      << damaged.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(damaged.status())) << damaged.status();
   EXPECT_EQ(JobCount(), 0u);
 }
 
@@ -209,8 +207,8 @@ TEST_F(RestoreBuildsTest, TemplatesComeFromImagesWithAProfile) {
   EXPECT_EQ(t->created_by, "alice");
   EXPECT_TRUE(absl::IsAlreadyExists(
       templates.Import("debian12", "bk1", "", "alice").status()));
-  EXPECT_TRUE(absl::IsNotFound(
-      templates.Import("t2", "nosuch", "", "alice").status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(templates.Import("t2", "nosuch", "", "alice").status()));
   EXPECT_TRUE(absl::IsInvalidArgument(
       templates.Import("a/b", "bk1", "", "alice").status()));
   // An image recorded without a profile has no known kernel.

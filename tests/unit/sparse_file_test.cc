@@ -58,12 +58,12 @@ TEST(SparseFileTest, ExtentsRoundTripIntoASparseVerifiedCopy) {
   auto receiver = SparseFileReceiver::Create(dest, false);
   ASSERT_TRUE(receiver.ok()) << receiver.status();
   std::vector<uint64_t> offsets;
-  auto summary = ReadDataExtents(
-      src, 1 << 20, [&](uint64_t offset, std::string_view data) {
-        EXPECT_LE(data.size(), 1u << 20);
-        offsets.push_back(offset);
-        return (*receiver)->Write(offset, data);
-      });
+  auto summary = ReadDataExtents(src, 1 << 20,
+                                 [&](uint64_t offset, std::string_view data) {
+                                   EXPECT_LE(data.size(), 1u << 20);
+                                   offsets.push_back(offset);
+                                   return (*receiver)->Write(offset, data);
+                                 });
   ASSERT_TRUE(summary.ok()) << summary.status();
   std::string content = ReadAll(src);
   EXPECT_EQ(summary->file_size, 64u << 20);
@@ -113,8 +113,8 @@ TEST(SparseFileTest, AnExistingDestinationIsKeptUnlessOverwriting) {
   ScratchDir dir;
   std::string dest = dir.Sub("copy.img");
   std::ofstream(dest) << "precious";
-  EXPECT_TRUE(absl::IsAlreadyExists(
-      SparseFileReceiver::Create(dest, false).status()));
+  EXPECT_TRUE(
+      absl::IsAlreadyExists(SparseFileReceiver::Create(dest, false).status()));
   EXPECT_TRUE(absl::IsNotFound(
       SparseFileReceiver::Create(dir.Sub("no/such/dir/f"), false).status()));
   auto r = SparseFileReceiver::Create(dest, true);
