@@ -613,12 +613,7 @@ class Build {
       return a_->Error(absl::StatusCode::kInternal,
                        StrCat("resize2fs ", dev, " to ", fs_bytes, " bytes"));
     }
-    if (Call(StrCat("shrinking partition ", num), [&] {
-          return guestfs_part_resize(g_, "/dev/sda", num, geo.new_end_sector);
-        }) == -1) {
-      return a_->Error(absl::StatusCode::kInternal,
-                       StrCat("shrinking partition ", num));
-    }
+    CAIRN_RETURN_IF_ERROR(ShrinkPartition(r, geo));
     Detail(StrCat(fs, " on ", dev, " shrunk to ", fs_bytes, " bytes (minimum ",
                   minimum, " + headroom ", ShrinkHeadroomBytes(minimum), ")"));
     Detail(StrCat("partition ", num, " shrunk from ",
@@ -626,6 +621,91 @@ class Build {
                   geo.new_partition_bytes, " bytes (ends at byte ",
                   geo.new_end_bytes, ")"));
     return absl::OkStatus();
+  }
+
+  // Ends the last partition at geo.new_end_sector, keeping its start, type,
+  // flags and ids. libguestfs's part_resize (parted resizepart) refuses to
+  // shrink in script mode, so sfdisk -N in the appliance's debug shell does
+  // it (numbers only, built here; no signature is wiped); the table is
+  // read back to check.
+  Status ShrinkPartition(const ShrinkRequest& r, const ShrinkGeometry& geo) {
+    const int num = r.last_partition;
+    CAIRN_ASSIGN_OR_RETURN(std::string before, PartitionIdentity(num, r.gpt));
+    const int64_t start =
+        static_cast<int64_t>(r.last_start_bytes / r.sector_size);
+    const int64_t sectors = geo.new_end_sector - start + 1;
+    std::string cmd =
+        StrCat("echo ", start, ",", sectors,
+               " | sfdisk --no-reread --wipe never --wipe-partitions never -N ",
+               num, " /dev/sda 2>&1");
+    std::vector<std::string> args = {cmd};
+    std::vector<char*> argv = GuestfsStringArray(args);
+    char* out = Call(StrCat("shrinking partition ", num),
+                     [&] { return guestfs_debug(g_, "sh", argv.data()); });
+    if (out == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("shrinking partition ", num, " (sfdisk)"));
+    }
+    TakeGuestfsString(out);
+    if (Call("re-reading the partition table",
+             [&] { return guestfs_blockdev_rereadpt(g_, "/dev/sda"); }) == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       "re-reading the partition table");
+    }
+    std::unique_ptr<guestfs_partition_list, PartitionListFree> parts(
+        Call("listing partitions",
+             [&] { return guestfs_part_list(g_, "/dev/sda"); }));
+    if (parts == nullptr) {
+      return a_->Error(absl::StatusCode::kInternal, "listing partitions");
+    }
+    for (uint32_t i = 0; i < parts->len; ++i) {
+      const guestfs_partition& p = parts->val[i];
+      if (p.part_num != num) continue;
+      if (p.part_start != r.last_start_bytes ||
+          p.part_end + 1 != geo.new_end_bytes) {
+        return absl::InternalError(
+            StrCat("partition ", num, " is bytes ", p.part_start, " to ",
+                   p.part_end + 1, " after shrinking, not ", r.last_start_bytes,
+                   " to ", geo.new_end_bytes));
+      }
+      CAIRN_ASSIGN_OR_RETURN(std::string after, PartitionIdentity(num, r.gpt));
+      if (after != before) {
+        return absl::InternalError(StrCat(
+            "partition ", num, " changed its type or ids when shrunk: ", before,
+            " -> ", after));
+      }
+      return absl::OkStatus();
+    }
+    return absl::InternalError(
+        StrCat("partition ", num, " is gone after shrinking it"));
+  }
+
+  // What must survive a partition's resize: GPT type and partition GUIDs,
+  // or the MBR type and boot flag.
+  StatusOr<std::string> PartitionIdentity(int num, bool gpt) {
+    if (gpt) {
+      std::string type = TakeGuestfsString(Call("reading a GPT type", [&] {
+        return guestfs_part_get_gpt_type(g_, "/dev/sda", num);
+      }));
+      std::string guid = TakeGuestfsString(Call("reading a GPT GUID", [&] {
+        return guestfs_part_get_gpt_guid(g_, "/dev/sda", num);
+      }));
+      if (type.empty() || guid.empty()) {
+        return a_->Error(absl::StatusCode::kInternal,
+                         StrCat("reading partition ", num, "'s GUIDs"));
+      }
+      return StrCat("type ", type, ", GUID ", guid);
+    }
+    int id = Call("reading an MBR type",
+                  [&] { return guestfs_part_get_mbr_id(g_, "/dev/sda", num); });
+    int boot = Call("reading a boot flag", [&] {
+      return guestfs_part_get_bootable(g_, "/dev/sda", num);
+    });
+    if (id == -1 || boot == -1) {
+      return a_->Error(absl::StatusCode::kInternal,
+                       StrCat("reading partition ", num, "'s MBR type"));
+    }
+    return StrCat("MBR type ", id, boot == 1 ? ", bootable" : "");
   }
 
   // After the appliance is down: the overlay is cut to the target size,

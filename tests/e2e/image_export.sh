@@ -19,6 +19,7 @@
 # Usage: image_export.sh CAIRN-AGENT CAIRN-MEDIA CAIRN-BOOT-CHECK FIXTURE.raw
 # Exit 77 (skip): a tool is missing.
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib_e2e.sh"
 AGENT=$(realpath "$1")
 MEDIA=$(realpath "$2")
 BOOTCHECK=$(realpath "$3")
@@ -42,23 +43,6 @@ cd "$WORK"
 mkdir tmp out
 export TMPDIR=$WORK/tmp
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-jget() {  # jget FILE KEY[.KEY...]
-  python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1" "$2"
-}
-# expect_exit CODE PATTERN CMD...: CMD must exit CODE with PATTERN in its output.
-expect_exit() {
-  local want=$1 pattern=$2; shift 2
-  set +e; out=$("$@" 2>&1); local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "expected exit $want, got $got: $* -> $out"
-  echo "$out" | grep -q -- "$pattern" || fail "output lacks '$pattern': $out"
-}
 # only_in_out NAME...: out/ holds exactly these files (no temporary file) and
 # no work directory is left in $TMPDIR.
 only_in_out() {
@@ -109,19 +93,19 @@ done
 only_in_out disk.raw disk.qcow2 disk.vmdk disk.vhdx
 
 # --- refusals ---------------------------------------------------------------
-expect_exit 2 "unknown image format" "${EXPORT[@]}" --format vhd --out out/x.vhd
-expect_exit 2 "unknown image format" "${EXPORT[@]}" --format vdi --out out/x.vdi --json
+expect_fail 2 "unknown image format" "${EXPORT[@]}" --format vhd --out out/x.vhd
+expect_fail 2 "unknown image format" "${EXPORT[@]}" --format vdi --out out/x.vdi --json
 sha256sum out/disk.qcow2 > qcow2.sha
-expect_exit 2 "already exists" "${EXPORT[@]}" --format qcow2 --out out/disk.qcow2
-expect_exit 2 "ALREADY_EXISTS" "${EXPORT[@]}" --format raw --out out/disk.qcow2 --json
+expect_fail 2 "already exists" "${EXPORT[@]}" --format qcow2 --out out/disk.qcow2
+expect_fail 2 "ALREADY_EXISTS" "${EXPORT[@]}" --format raw --out out/disk.qcow2 --json
 sha256sum -c --quiet qcow2.sha || fail "a refused export changed the existing file"
-expect_exit 3 "" "$MEDIA" export --store repo --backup nosuch --key-file data.key \
+expect_fail 3 "" "$MEDIA" export --store repo --backup nosuch --key-file data.key \
   --format qcow2 --out out/x.qcow2
-expect_exit 5 "not with the given key" "$MEDIA" export --store repo --backup src1 \
+expect_fail 5 "not with the given key" "$MEDIA" export --store repo --backup src1 \
   --key-file other.key --format qcow2 --out out/x.qcow2
-expect_exit 5 "encrypted" "$MEDIA" export --store repo --backup src1 \
+expect_fail 5 "encrypted" "$MEDIA" export --store repo --backup src1 \
   --format qcow2 --out out/x.qcow2
-expect_exit 3 "does not exist" "${EXPORT[@]}" --format raw --out nodir/x.raw
+expect_fail 3 "does not exist" "${EXPORT[@]}" --format raw --out nodir/x.raw
 only_in_out disk.raw disk.qcow2 disk.vmdk disk.vhdx
 ok "refused: unknown format (2), existing destination (2, untouched), unknown backup (3), wrong key (5), missing key (5), missing directory (3); nothing left behind"
 

@@ -34,25 +34,11 @@ done
 [ -f "$FIXTURE" ] || { echo "FAIL: fixture $FIXTURE missing" >&2; exit 1; }
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
+# shellcheck source=lib_e2e.sh
+. "$(dirname "$(readlink -f "$0")")/lib_e2e.sh"
 # shellcheck source=lib_network.sh
 . "$(dirname "$(readlink -f "$0")")/lib_network.sh"
 net_setup net-restore-build
-
-jget() {  # jget FILE KEY[.KEY...]
-  python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1" "$2"
-}
-# expect_fail CODE PATTERN CMD...: CMD exits CODE with PATTERN in its output.
-expect_fail() {
-  local want=$1 pattern=$2; shift 2
-  set +e; out=$("$@" 2>&1); local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "expected exit $want, got $got: $* -> $out"
-  echo "$out" | grep -q -- "$pattern" || fail "output lacks '$pattern': $out"
-}
 
 step "server (embedded media, encrypted), two agents"
 net_server_init --encrypt

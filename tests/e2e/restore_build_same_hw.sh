@@ -32,6 +32,7 @@
 #                                 FIXTURE.raw PROFILES-DIR
 # Exit 77 (skip): not root, or a tool is missing.
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib_e2e.sh"
 AGENT=$(realpath "$1")
 MEDIA=$(realpath "$2")
 PROFILE=$(realpath "$3")
@@ -71,16 +72,6 @@ cleanup() {
 trap cleanup EXIT
 cd "$WORK"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-jget() {  # jget FILE KEY[.KEY...]
-  python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1" "$2"
-}
 
 # --- backup, profiles, plan ------------------------------------------------
 "$MEDIA" store init --store repo >/dev/null
@@ -113,17 +104,6 @@ cat build.json
 ok "built src1-own: $(jget build.json chunks) chunks, $(jget build.json chunks_new) new"
 
 # --- export both ----------------------------------------------------------
-start_export() {  # start_export BACKUP: sets URI and EXPORT_PID
-  "$EXPORT" --json --store repo --backup "$1" --key-file data.key >"$1.export.json" 2>"$1.export.err" &
-  EXPORT_PID=$!
-  for _ in $(seq 300); do
-    grep -q '^}' "$1.export.json" 2>/dev/null && break
-    kill -0 "$EXPORT_PID" 2>/dev/null || fail "export of $1 exited: $(cat "$1.export.err")"
-    sleep 0.1
-  done
-  URI=$(jget "$1.export.json" uri)
-}
-stop_export() { kill -TERM "$EXPORT_PID"; wait "$EXPORT_PID" || true; EXPORT_PID=""; }
 start_export src1-own
 nbdcopy "$URI" custom.raw
 stop_export

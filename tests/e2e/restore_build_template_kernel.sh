@@ -21,6 +21,7 @@
 #          PROFILES-DIR
 # Exit 77 (skip): not root, or a tool is missing.
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib_e2e.sh"
 AGENT=$(realpath "$1")
 MEDIA=$(realpath "$2")
 PROFILE=$(realpath "$3")
@@ -51,23 +52,6 @@ cleanup() {
 trap cleanup EXIT
 cd "$WORK"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-jget() {  # jget FILE KEY[.KEY...]
-  python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1" "$2"
-}
-# expect_exit CODE PATTERN CMD...: CMD must exit CODE with PATTERN in its output.
-expect_exit() {
-  local want=$1 pattern=$2; shift 2
-  set +e; out=$("$@" 2>&1); local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "expected exit $want, got $got: $* -> $out"
-  echo "$out" | grep -q -- "$pattern" || fail "output lacks '$pattern': $out"
-}
 no_manifest() {  # no_manifest ID: nothing was stored under ID
   [ -z "$(ls repo/manifests | grep -- "$1" || true)" ] || fail "a refused build stored $1"
 }
@@ -111,7 +95,7 @@ set -e
 [ "$rc" -eq 1 ] || fail "plan without a choice: expected exit 1, got $rc: $(cat undecided.txt)"
 grep -q "choose explicitly" undecided.txt || fail "no conflict in the plan: $(cat undecided.txt)"
 grep -qi "nvme" undecided.txt || fail "the conflict does not name the NVMe device: $(cat undecided.txt)"
-expect_exit 5 "blockers" "$MEDIA" restore build --store repo --backup src \
+expect_fail 5 "blockers" "$MEDIA" restore build --store repo --backup src \
   --plan undecided.json --id refused1 --key-file data.key
 no_manifest refused1
 ok "no choice: the NVMe conflict blocks the plan (exit 1) and the build (exit 5)"
@@ -125,10 +109,10 @@ set -e
 [ "$rc" -eq 1 ] || fail "template kernel without a template: expected exit 1, got $rc"
 grep -q "the template kernel was chosen but no template was given" notemplate.txt \
   || fail "no clear refusal: $(cat notemplate.txt)"
-expect_exit 5 "no template was given" "$MEDIA" restore build --store repo \
+expect_fail 5 "no template was given" "$MEDIA" restore build --store repo \
   --backup src --plan notemplate.json --id refused2 --key-file data.key
 no_manifest refused2
-expect_exit 2 "together" "$PROFILE" plan --source src.pb --target target.json \
+expect_fail 2 "together" "$PROFILE" plan --source src.pb --target target.json \
   --conflict-choice use-template-kernel --template-profile tmpl.pb
 ok "use-template-kernel without a template: refused with a clear message"
 
@@ -154,7 +138,7 @@ import json, sys
 p = json.load(open(sys.argv[1])); p["template_kernel"]["image_id"] = "nosuch"
 json.dump(p, open(sys.argv[2], "w"))
 EOF
-expect_exit 3 "boot template image 'nosuch'" "$MEDIA" restore build --store repo \
+expect_fail 3 "boot template image 'nosuch'" "$MEDIA" restore build --store repo \
   --backup src --plan nosuch.json --id refused3 --key-file data.key
 no_manifest refused3
 ok "a template image the store lacks: NotFound (exit 3), nothing stored"

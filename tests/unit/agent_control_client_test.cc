@@ -101,29 +101,43 @@ class FakeAgentControl final : public v1::AgentControl::Service {
   bool half_closed_ = false;
 };
 
-TEST(AgentControlClientTest, HelloCommandsResultsReconnectAndShutdown) {
+// A test CA with server credentials and an agent's ("pc1") channel
+// credentials.
+struct TestPki {
+  void Init() {
+    auto ca = CertificateAuthority::Create(dir.Sub("ca"), "Cairn test CA");
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    auto server_cert = (*ca)->IssueServerCertificate({}, {});
+    ASSERT_TRUE(server_cert.ok());
+    auto s = MakeServerCredentials(
+        {(*ca)->CertificatePem(), server_cert->cert_pem, server_cert->key_pem});
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_creds = *s;
+    auto csr = CreateKeyAndCsr("pc1");
+    ASSERT_TRUE(csr.ok()) << csr.status();
+    auto cert = (*ca)->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    auto c =
+        MakeChannelCredentials({(*ca)->CertificatePem(), *cert, csr->key_pem});
+    ASSERT_TRUE(c.ok()) << c.status();
+    agent_creds = *c;
+  }
   testing::ScratchDir dir;
-  auto ca = CertificateAuthority::Create(dir.Sub("ca"), "Cairn test CA");
-  ASSERT_TRUE(ca.ok()) << ca.status();
-  auto server_cert = (*ca)->IssueServerCertificate({}, {});
-  ASSERT_TRUE(server_cert.ok());
-  auto server_creds = MakeServerCredentials(
-      {(*ca)->CertificatePem(), server_cert->cert_pem, server_cert->key_pem});
-  ASSERT_TRUE(server_creds.ok()) << server_creds.status();
+  std::shared_ptr<grpc::ServerCredentials> server_creds;
+  std::shared_ptr<grpc::ChannelCredentials> agent_creds;
+};
+
+TEST(AgentControlClientTest, HelloCommandsResultsReconnectAndShutdown) {
+  TestPki pki;
+  ASSERT_NO_FATAL_FAILURE(pki.Init());
   FakeAgentControl service;
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", *server_creds, &port);
+  builder.AddListeningPort("127.0.0.1:0", pki.server_creds, &port);
   builder.RegisterService(&service);
   auto server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-
-  auto csr = CreateKeyAndCsr("pc1");
-  auto cert = (*ca)->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
-  ASSERT_TRUE(cert.ok()) << cert.status();
-  auto creds =
-      MakeChannelCredentials({(*ca)->CertificatePem(), *cert, csr->key_pem});
-  ASSERT_TRUE(creds.ok()) << creds.status();
+  auto creds = pki.agent_creds;
 
   ControlClientOptions o;
   o.hostname = "pc1.lan";
@@ -132,7 +146,7 @@ TEST(AgentControlClientTest, HelloCommandsResultsReconnectAndShutdown) {
   o.backoff.max_delay = std::chrono::milliseconds(50);
   o.seed = 1;
   ControlClient client(
-      MakeControlChannel("localhost:" + std::to_string(port), *creds), o);
+      MakeControlChannel("localhost:" + std::to_string(port), creds), o);
   NoMediaConnector connector;
   JobRunner runner(&connector, &client, {"pc1", 1, std::chrono::seconds(1)});
   std::thread run([&] { client.Run(&runner); });
@@ -206,25 +220,13 @@ class QuietServer final : public v1::AgentControl::Service {
 // otherwise (before the fix, an agent with a short interval redialled a
 // server with the default 10 s one every few seconds).
 TEST(AgentControlClientTest, SilenceIsJudgedByTheLongerHeartbeatInterval) {
-  testing::ScratchDir dir;
-  auto ca = CertificateAuthority::Create(dir.Sub("ca"), "Cairn test CA");
-  ASSERT_TRUE(ca.ok()) << ca.status();
-  auto server_cert = (*ca)->IssueServerCertificate({}, {});
-  ASSERT_TRUE(server_cert.ok());
-  auto server_creds = MakeServerCredentials(
-      {(*ca)->CertificatePem(), server_cert->cert_pem, server_cert->key_pem});
-  ASSERT_TRUE(server_creds.ok());
-  auto csr = CreateKeyAndCsr("pc1");
-  auto cert = (*ca)->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
-  ASSERT_TRUE(cert.ok()) << cert.status();
-  auto creds =
-      MakeChannelCredentials({(*ca)->CertificatePem(), *cert, csr->key_pem});
-  ASSERT_TRUE(creds.ok());
+  TestPki pki;
+  ASSERT_NO_FATAL_FAILURE(pki.Init());
   for (uint32_t server_interval_ms : {60'000u, 0u}) {
     QuietServer service(server_interval_ms);
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", *server_creds, &port);
+    builder.AddListeningPort("127.0.0.1:0", pki.server_creds, &port);
     builder.RegisterService(&service);
     auto server = builder.BuildAndStart();
     ASSERT_NE(server, nullptr);
@@ -232,11 +234,11 @@ TEST(AgentControlClientTest, SilenceIsJudgedByTheLongerHeartbeatInterval) {
     o.heartbeat_interval = std::chrono::milliseconds(20);
     o.backoff.initial_delay = std::chrono::milliseconds(10);
     o.backoff.max_delay = std::chrono::milliseconds(50);
-    ControlClient client(
-        MakeControlChannel("localhost:" + std::to_string(port), *creds), o);
+    ControlClient client(MakeControlChannel("localhost:" + std::to_string(port),
+                                            pki.agent_creds),
+                         o);
     NoMediaConnector connector;
-    JobRunner runner(&connector, &client,
-                     {"pc1", 1, std::chrono::seconds(1)});
+    JobRunner runner(&connector, &client, {"pc1", 1, std::chrono::seconds(1)});
     std::thread run([&] { client.Run(&runner); });
     ASSERT_TRUE(service.WaitForHellos(1, std::chrono::seconds(30)));
     if (server_interval_ms > 0) {
@@ -294,16 +296,8 @@ class SilentListener {
 // must not open a stream after Shutdown (it would register the agent with
 // the server again while the daemon stops).
 TEST(AgentControlClientTest, ShutdownWhileConnectingOpensNoStream) {
-  testing::ScratchDir dir;
-  auto ca = CertificateAuthority::Create(dir.Sub("ca"), "Cairn test CA");
-  ASSERT_TRUE(ca.ok()) << ca.status();
-  auto csr = CreateKeyAndCsr("pc1");
-  ASSERT_TRUE(csr.ok()) << csr.status();
-  auto cert = (*ca)->SignCsr(csr->csr_pem, "pc1", Role::kAgent);
-  ASSERT_TRUE(cert.ok()) << cert.status();
-  auto creds =
-      MakeChannelCredentials({(*ca)->CertificatePem(), *cert, csr->key_pem});
-  ASSERT_TRUE(creds.ok()) << creds.status();
+  TestPki pki;
+  ASSERT_NO_FATAL_FAILURE(pki.Init());
   SilentListener listener;
   ASSERT_NE(listener.port(), 0);
 
@@ -312,7 +306,7 @@ TEST(AgentControlClientTest, ShutdownWhileConnectingOpensNoStream) {
   o.shutdown_grace = std::chrono::seconds(60);
   ControlClient client(
       MakeControlChannel("127.0.0.1:" + std::to_string(listener.port()),
-                         *creds),
+                         pki.agent_creds),
       o);
   NoMediaConnector connector;
   JobRunner runner(&connector, &client, {"pc1", 1, std::chrono::seconds(1)});
