@@ -38,19 +38,8 @@ if(CAIRN_BUILD_TESTS)
     DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS unit TIMEOUT 120)
 
-  if(DEFINED ENV{CAIRN_FIXTURE_CACHE})
-    set(_cairn_ib_fixtures "$ENV{CAIRN_FIXTURE_CACHE}")
-  else()
-    set(_cairn_ib_fixtures "/var/cache/cairn/fixtures")
-  endif()
-  add_test(NAME e2e.instant_boot
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/instant_boot.sh
-            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
-            $<TARGET_FILE:cairn-boot-check>
-            ${_cairn_ib_fixtures}/debian-bios-ahci.raw)
-  set_tests_properties(e2e.instant_boot PROPERTIES
-    LABELS e2e TIMEOUT 1800 SKIP_RETURN_CODE 77
-    RESOURCE_LOCK cairn_vm
-    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>"
-    FIXTURES_REQUIRED debian_images)
+  cairn_vm_e2e(e2e.instant_boot instant_boot.sh 1800
+    $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+    $<TARGET_FILE:cairn-boot-check>
+    ${CAIRN_FIXTURE_DIR}/debian-bios-ahci.raw)
 endif()

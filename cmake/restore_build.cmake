@@ -65,82 +65,47 @@ if(CAIRN_BUILD_TESTS)
     DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS unit TIMEOUT 120)
 
-  if(DEFINED ENV{CAIRN_FIXTURE_CACHE})
-    set(_cairn_rb_fixtures "$ENV{CAIRN_FIXTURE_CACHE}")
-  else()
-    set(_cairn_rb_fixtures "/var/cache/cairn/fixtures")
-  endif()
-  add_test(NAME e2e.restore_build
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/restore_build.sh
-            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
-            $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
-            $<TARGET_FILE:cairn-boot-check>
-            ${_cairn_rb_fixtures}/debian-bios-ahci.raw
-            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
-  set_tests_properties(e2e.restore_build PROPERTIES
-    LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
-    RESOURCE_LOCK cairn_vm
-    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
-    FIXTURES_REQUIRED debian_images)
+  cairn_vm_e2e(e2e.restore_build restore_build.sh 1500
+    $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+    $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
+    $<TARGET_FILE:cairn-boot-check>
+    ${CAIRN_FIXTURE_DIR}/debian-bios-ahci.raw
+    ${PROJECT_SOURCE_DIR}/tests/data/profiles)
 
   # Issue 6's proof: debian-uefi-gpt restored onto its own hardware model
   # (tests/data/profiles/uefi-ahci-e1000) boots, and differs from the backup
   # only where the plan changed something (qemu-img compare).
-  add_test(NAME e2e.restore_build_same_hw
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/restore_build_same_hw.sh
-            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
-            $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
-            $<TARGET_FILE:cairn-boot-check>
-            ${_cairn_rb_fixtures}/debian-uefi-gpt.raw
-            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
-  set_tests_properties(e2e.restore_build_same_hw PROPERTIES
-    LABELS e2e TIMEOUT 1200 SKIP_RETURN_CODE 77
-    RESOURCE_LOCK cairn_vm
-    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
-    FIXTURES_REQUIRED debian_images)
+  cairn_vm_e2e(e2e.restore_build_same_hw restore_build_same_hw.sh 1200
+    $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+    $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
+    $<TARGET_FILE:cairn-boot-check>
+    ${CAIRN_FIXTURE_DIR}/debian-uefi-gpt.raw
+    ${PROJECT_SOURCE_DIR}/tests/data/profiles)
 
   # The template kernel (docs/restore-build.md): a source whose kernel lacks
   # the NVMe driver is refused for an NVMe target unless the user chooses a
   # boot template's kernel; with it, the build boots under OVMF on NVMe.
-  add_test(NAME e2e.restore_build_template_kernel
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/restore_build_template_kernel.sh
-            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
-            $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
-            $<TARGET_FILE:cairn-boot-check>
-            ${_cairn_rb_fixtures}/debian-bios-ahci.raw
-            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
-  set_tests_properties(e2e.restore_build_template_kernel PROPERTIES
-    LABELS e2e TIMEOUT 2400 SKIP_RETURN_CODE 77
-    RESOURCE_LOCK cairn_vm
-    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
-    FIXTURES_REQUIRED debian_images)
+  cairn_vm_e2e(e2e.restore_build_template_kernel restore_build_template_kernel.sh 2400
+    $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+    $<TARGET_FILE:cairn-profile> $<TARGET_FILE:cairn-nbd-export>
+    $<TARGET_FILE:cairn-boot-check>
+    ${CAIRN_FIXTURE_DIR}/debian-bios-ahci.raw
+    ${PROJECT_SOURCE_DIR}/tests/data/profiles)
 
   # The same through the storage manager (server/restore_builds.h): plan,
   # build, cache and cancel with cairnctl, boot templates, and delivery of
   # the customized image by the target's agent, booted under QEMU.
-  add_test(NAME e2e.network_restore_build
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/network_restore_build.sh
-            $<TARGET_FILE:cairn-server> $<TARGET_FILE:cairn-agent>
-            $<TARGET_FILE:cairnctl> $<TARGET_FILE:cairn-boot-check>
-            ${_cairn_rb_fixtures}/debian-bios-ahci.raw
-            ${PROJECT_SOURCE_DIR}/tests/data/profiles)
-  set_tests_properties(e2e.network_restore_build PROPERTIES
-    LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
-    RESOURCE_LOCK cairn_vm
-    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>;LIBGUESTFS_BACKEND=direct;LIBGUESTFS_BACKEND_SETTINGS=force_tcg"
-    FIXTURES_REQUIRED debian_images)
+  cairn_vm_e2e(e2e.network_restore_build network_restore_build.sh 1500
+    $<TARGET_FILE:cairn-server> $<TARGET_FILE:cairn-agent>
+    $<TARGET_FILE:cairnctl> $<TARGET_FILE:cairn-boot-check>
+    ${CAIRN_FIXTURE_DIR}/debian-bios-ahci.raw
+    ${PROJECT_SOURCE_DIR}/tests/data/profiles)
 
   # `cairn-media export` (media_agent/image_export.h, docs/export.md): the
   # fixture backed up, exported as raw, qcow2, vmdk and vhdx, compared with
   # qemu-img, refusals, and the vmdk and vhdx booted under QEMU.
-  add_test(NAME e2e.image_export
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/e2e/image_export.sh
-            $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
-            $<TARGET_FILE:cairn-boot-check>
-            ${_cairn_rb_fixtures}/debian-bios-ahci.raw)
-  set_tests_properties(e2e.image_export PROPERTIES
-    LABELS e2e TIMEOUT 1500 SKIP_RETURN_CODE 77
-    RESOURCE_LOCK cairn_vm
-    ENVIRONMENT "CAIRN_NBD_PLUGIN=$<TARGET_FILE:nbdkit-cairn-plugin>"
-    FIXTURES_REQUIRED debian_images)
+  cairn_vm_e2e(e2e.image_export image_export.sh 1500
+    $<TARGET_FILE:cairn-agent> $<TARGET_FILE:cairn-media>
+    $<TARGET_FILE:cairn-boot-check>
+    ${CAIRN_FIXTURE_DIR}/debian-bios-ahci.raw)
 endif()

@@ -1,6 +1,7 @@
 #include "common/file_publish.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -20,7 +21,18 @@ Status SyncDirectory(const std::string& dir) {
   return s;
 }
 
-namespace {
+Status SyncFile(const std::string& path, bool make_private) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoToStatus(errno, "open", path);
+  Status s;
+  if (make_private && ::fchmod(fd, 0600) != 0) {
+    s = ErrnoToStatus(errno, "fchmod", path);
+  } else if (::fsync(fd) != 0) {
+    s = ErrnoToStatus(errno, "fsync", path);
+  }
+  ::close(fd);
+  return s;
+}
 
 Status MoveIntoPlace(const std::string& from, const std::string& to,
                      bool overwrite) {
@@ -48,8 +60,6 @@ Status MoveIntoPlace(const std::string& from, const std::string& to,
   }
   return ErrnoToStatus(err, "rename to", to);
 }
-
-}  // namespace
 
 Status PublishFile(const std::string& from, const std::string& to,
                    bool overwrite) {

@@ -13,13 +13,21 @@
 
 namespace cairn {
 
+// fsync() of a finished file; with `make_private` its mode becomes 0600
+// first (it holds decrypted data).
+Status SyncFile(const std::string& path, bool make_private);
+
 // fsync() of a directory (after a rename or unlink in it).
 Status SyncDirectory(const std::string& dir);
 
-// Moves `from` to `to` (same file system). Without `overwrite` an existing
-// `to` is refused atomically (RENAME_NOREPLACE, or link()+unlink() where the
-// file system lacks it) with AlreadyExists; with it, rename() replaces it.
-// Then fsyncs the directory of `to`.
+// Moves `from` to `to` (same file system) without syncing the directory.
+// Without `overwrite` an existing `to` is refused atomically
+// (RENAME_NOREPLACE, or link()+unlink() where the file system lacks it) with
+// AlreadyExists; with it, rename() replaces it.
+Status MoveIntoPlace(const std::string& from, const std::string& to,
+                     bool overwrite);
+
+// MoveIntoPlace, then fsyncs the directory of `to`.
 Status PublishFile(const std::string& from, const std::string& to,
                    bool overwrite);
 

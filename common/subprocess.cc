@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/env.h"
 
 extern char** environ;
 
@@ -211,6 +212,17 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
     result.exit_code = WEXITSTATUS(status);
   }
   return result;
+}
+
+std::string ReadLogTail(const std::string& path, size_t max_bytes) {
+  std::string text;
+  if (!Env::Default()->ReadFileToString(path, &text).ok()) return "";
+  if (text.size() > max_bytes) text = text.substr(text.size() - max_bytes);
+  while (!text.empty() &&
+         (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
 }
 
 }  // namespace cairn

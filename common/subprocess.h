@@ -79,6 +79,10 @@ class ChildProcess {
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          absl::Duration timeout);
 
+// The last `max_bytes` of a child's log file (stdout_path/stderr_path),
+// without trailing blank space; "" if it cannot be read. For error messages.
+std::string ReadLogTail(const std::string& path, size_t max_bytes);
+
 }  // namespace cairn
 
 #endif  // CAIRN_COMMON_SUBPROCESS_H_

@@ -80,9 +80,9 @@ StatusOr<uint64_t> ShrunkFileSystemBytes(int partition,
                " needs at least ", minimum_bytes, " bytes (resize2fs -P) plus ",
                headroom, " bytes of headroom (", minimum_bytes + headroom,
                "), but the shrunk partition holds ", fs_bytes,
-               " bytes; the target disk must have at least ",
+               " bytes; a target disk of about ",
                target_disk_bytes + (minimum_bytes + headroom - fs_bytes),
-               " bytes (about; rounded to 1 MiB)"));
+               " bytes or more would do"));
   }
   return fs_bytes;
 }

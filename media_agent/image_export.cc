@@ -61,16 +61,6 @@ class TempImage {
   bool released_ = false;
 };
 
-std::string ReadTail(const std::string& path, size_t max) {
-  std::string text;
-  if (!Env::Default()->ReadFileToString(path, &text).ok()) return "";
-  if (text.size() > max) text = text.substr(text.size() - max);
-  while (!text.empty() &&
-         (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text;
-}
 
 std::string DescribeWait(int ws) {
   if (WIFEXITED(ws)) return StrCat("exited with status ", WEXITSTATUS(ws));
@@ -78,19 +68,6 @@ std::string DescribeWait(int ws) {
   return StrCat("ended with wait status ", ws);
 }
 
-// fsync()s the finished temporary image and sets its mode to 0600.
-Status SyncImage(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ErrnoToStatus(errno, "open", path);
-  Status s;
-  if (::fchmod(fd, 0600) != 0) {
-    s = ErrnoToStatus(errno, "fchmod", path);
-  } else if (::fsync(fd) != 0) {
-    s = ErrnoToStatus(errno, "fsync", path);
-  }
-  ::close(fd);
-  return s;
-}
 
 // The status of a qemu-img that failed: the plugin's own error if nbdkit
 // logged one (a damaged chunk is DataLoss), ResourceExhausted for a full
@@ -345,10 +322,10 @@ StatusOr<ImageExportResult> ExportImage(Repository& repo,
         ->ReadFileToString(exported->log_path(), &nbdkit_log)
         .IgnoreError();  // without a log: the fallback status
     return QemuImgFailure(DescribeWait(wait_status),
-                          ReadTail(messages_path, 2000), nbdkit_log);
+                          ReadLogTail(messages_path, 2000), nbdkit_log);
   }
 
-  CAIRN_RETURN_IF_ERROR(SyncImage(temp->path()));
+  CAIRN_RETURN_IF_ERROR(SyncFile(temp->path(), /*make_private=*/true));
   // Every byte has been read; an nbdkit that failed while stopping changes
   // nothing about the image.
   exported->Stop().IgnoreError();

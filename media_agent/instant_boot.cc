@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_replace.h"
 #include "common/env.h"
+#include "common/file_publish.h"
 #include "common/process_util.h"
 #include "common/strings.h"
 #include "common/subprocess.h"
@@ -36,68 +37,6 @@ double SecondsSince(Clock::time_point start) {
 // value is written ",,".
 std::string EscapeOptionValue(const std::string& value) {
   return absl::StrReplaceAll(value, {{",", ",,"}});
-}
-
-std::string ReadTail(const std::string& path, size_t max) {
-  std::string text;
-  if (!Env::Default()->ReadFileToString(path, &text).ok()) return "";
-  if (text.size() > max) text = text.substr(text.size() - max);
-  while (!text.empty() &&
-         (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text;
-}
-
-Status SyncFile(const std::string& path, bool private_mode) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ErrnoToStatus(errno, "open", path);
-  Status s;
-  if (private_mode && ::fchmod(fd, 0600) != 0) {
-    s = ErrnoToStatus(errno, "fchmod", path);
-  } else if (::fsync(fd) != 0) {
-    s = ErrnoToStatus(errno, "fsync", path);
-  }
-  ::close(fd);
-  return s;
-}
-
-Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, "open", dir);
-  Status s;
-  if (::fsync(fd) != 0) s = ErrnoToStatus(errno, "fsync", dir);
-  ::close(fd);
-  return s;
-}
-
-// Moves `from` to `to`; without `overwrite` atomically refuses an existing
-// `to`.
-Status MoveIntoPlace(const std::string& from, const std::string& to,
-                     bool overwrite) {
-  if (overwrite) {
-    if (::rename(from.c_str(), to.c_str()) != 0) {
-      return ErrnoToStatus(errno, "rename to", to);
-    }
-    return absl::OkStatus();
-  }
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(),
-                  RENAME_NOREPLACE) == 0) {
-    return absl::OkStatus();
-  }
-  int err = errno;
-  if (err == EINVAL || err == ENOSYS) {
-    if (::link(from.c_str(), to.c_str()) == 0) {
-      ::unlink(from.c_str());
-      return absl::OkStatus();
-    }
-    err = errno;
-  }
-  if (err == EEXIST) {
-    return absl::AlreadyExistsError(
-        StrCat(to, " was created meanwhile; it is not replaced"));
-  }
-  return ErrnoToStatus(err, "rename to", to);
 }
 
 // A new empty file ".NAME.cairn-instant-boot-XXXXXX" next to `path`.
@@ -211,7 +150,7 @@ class Session {
   void StopExport();
   Status StreamFailure(const std::string& qemu_message);
   std::string QemuLogTail() const {
-    return ReadTail(StrCat(dir_->path(), "/qemu.log"), 2000);
+    return ReadLogTail(StrCat(dir_->path(), "/qemu.log"), 2000);
   }
 
   const InstantBootOptions& o_;

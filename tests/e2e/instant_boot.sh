@@ -22,6 +22,7 @@
 # Usage: instant_boot.sh CAIRN-AGENT CAIRN-MEDIA CAIRN-BOOT-CHECK FIXTURE.raw
 # Exit 77 (skip): a tool is missing.
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib_e2e.sh"
 AGENT=$(realpath "$1")
 MEDIA=$(realpath "$2")
 BOOTCHECK=$(realpath "$3")
@@ -52,15 +53,6 @@ fail() {
   done
   exit 1
 }
-ok() { echo "ok: $*"; }
-jget() {  # jget FILE KEY[.KEY...]
-  python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1" "$2"
-}
 # event FILE NAME: the last JSON line of FILE whose "event" is NAME (empty
 # if none).
 event() {
@@ -75,12 +67,6 @@ for line in open(sys.argv[1]):
     if j.get("event") == sys.argv[2]:
         last = line
 print(last)' "$1" "$2"
-}
-expect_exit() {  # expect_exit CODE PATTERN CMD...
-  local want=$1 pattern=$2; shift 2
-  set +e; out=$("$@" 2>&1); local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "expected exit $want, got $got: $* -> $out"
-  echo "$out" | grep -q -- "$pattern" || fail "output lacks '$pattern': $out"
 }
 nothing_left() {  # nothing_left NAME...: vm/ holds exactly these; tmp/ empty
   local want have
@@ -107,14 +93,14 @@ ok "backed up $(basename "$FIXTURE") as src1 (encrypted)"
 # --- refusals -----------------------------------------------------------------
 echo "not an overlay" > vm/existing.qcow2
 sha256sum vm/existing.qcow2 > existing.sha
-expect_exit 2 "already exists" "${BOOT[@]}" --backup src1 --overlay vm/existing.qcow2
-expect_exit 2 '"ALREADY_EXISTS"' "${BOOT[@]}" --backup src1 \
+expect_fail 2 "already exists" "${BOOT[@]}" --backup src1 --overlay vm/existing.qcow2
+expect_fail 2 '"ALREADY_EXISTS"' "${BOOT[@]}" --backup src1 \
   --overlay vm/existing.qcow2 --json
 sha256sum -c --quiet existing.sha || fail "a refused instant boot changed the file"
-expect_exit 3 "" "${BOOT[@]}" --backup nosuch --overlay vm/x.qcow2
-expect_exit 5 "" "$MEDIA" instant-boot --store repo --backup src1 \
+expect_fail 3 "" "${BOOT[@]}" --backup nosuch --overlay vm/x.qcow2
+expect_fail 5 "" "$MEDIA" instant-boot --store repo --backup src1 \
   --overlay vm/x.qcow2
-expect_exit 2 "unknown disk bus" "$MEDIA" instant-boot --store repo \
+expect_fail 2 "unknown disk bus" "$MEDIA" instant-boot --store repo \
   --key-file data.key --backup src1 --overlay vm/x.qcow2 --disk-bus scsi
 nothing_left existing.qcow2
 ok "refused: existing overlay (2, untouched), unknown backup (3), missing key (5), bad disk bus (2); nothing left behind"
