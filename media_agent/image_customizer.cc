@@ -60,6 +60,14 @@ bool IsValidUnitName(std::string_view u) {
   return false;
 }
 
+// Prefix of a command for the appliance's debug shell (which, unlike
+// libguestfs's own calls, does not wait for udev): waits for udev and for
+// the device node `dev` (built by the caller, never from input) to exist.
+std::string SettleUdevFor(std::string_view dev) {
+  return StrCat("udevadm settle; for i in 1 2 3 4 5 6 7 8 9 10; do [ -b ", dev,
+                " ] && break; sleep 1; done; ");
+}
+
 struct PartitionListFree {
   void operator()(guestfs_partition_list* l) const {
     guestfs_free_partition_list(l);
@@ -588,7 +596,8 @@ class Build {
     }
     // libguestfs has no call for `resize2fs -P`; its debug shell runs it in
     // the appliance (the device name is built here, not taken from input).
-    std::string cmd = StrCat("resize2fs -P ", dev, " 2>&1");
+    // The partition's node can be missing for a moment after e2fsck.
+    std::string cmd = StrCat(SettleUdevFor(dev), "resize2fs -P ", dev, " 2>&1");
     std::vector<std::string> args = {cmd};
     std::vector<char*> argv = GuestfsStringArray(args);
     std::string out = TakeGuestfsString(Call(
@@ -634,10 +643,10 @@ class Build {
     const int64_t start =
         static_cast<int64_t>(r.last_start_bytes / r.sector_size);
     const int64_t sectors = geo.new_end_sector - start + 1;
-    std::string cmd =
-        StrCat("echo ", start, ",", sectors,
-               " | sfdisk --no-reread --wipe never --wipe-partitions never -N ",
-               num, " /dev/sda 2>&1");
+    std::string cmd = StrCat(
+        SettleUdevFor(StrCat("/dev/sda", num)), "echo ", start, ",", sectors,
+        " | sfdisk --no-reread --wipe never --wipe-partitions never -N ", num,
+        " /dev/sda 2>&1");
     std::vector<std::string> args = {cmd};
     std::vector<char*> argv = GuestfsStringArray(args);
     char* out = Call(StrCat("shrinking partition ", num),

@@ -284,7 +284,8 @@ ok "512 MiB target: build refused (exit 5), nothing stored: $(echo "$out" | tail
 grep -q "shrink the disk from $((2 << 30)) to $((3 << 29)) bytes" shrink.txt \
   || fail "plan does not shrink the disk: $(cat shrink.txt)"
 "$MEDIA" restore build --store repo --backup src1 --plan shrink.json \
-  --id src1-small --key-file data.key --json > build-small.json
+  --id src1-small --key-file data.key --json > build-small.json \
+  || fail "the shrink build failed: $(cat build-small.json)"
 [ "$(jget build-small.json image_size)" -eq $((3 << 29)) ] || fail "image size is not 1.5 GiB"
 grep -q '"shrink"' build-small.json || fail "no shrink step: $(cat build-small.json)"
 grep -q '"shrink-disk"' build-small.json || fail "no shrink-disk step: $(cat build-small.json)"
