@@ -126,7 +126,7 @@ class ControlClient final : public JobReporter {
   bool server_heartbeats_ = false;                    // guarded by state_mu_
   // The server's heartbeat interval from its heartbeats (0: not said).
   std::chrono::milliseconds server_interval_{0};  // guarded by state_mu_
-  bool heard_anything_ = false;                       // guarded by state_mu_
+  bool heard_anything_ = false;                   // guarded by state_mu_
 };
 
 // Conversions between the wire and the runner's domain types.

@@ -92,7 +92,7 @@ struct CtlInvocation {
   std::string target;  // restore start
   std::string state;   // jobs list
   bool incremental = false;  // backup start
-  bool wait = false;  // backup start, restore start, browse get --to-agent
+  bool wait = false;       // backup start, restore start, browse get --to-agent
   bool resume = false;     // restore start
   bool no_verify = false;  // restore start
   bool reboot = false;     // restore start
@@ -104,11 +104,12 @@ struct CtlInvocation {
   std::vector<std::string> nic_map;  // diff --nic-map
   std::string conflict_choice;       // diff --conflict-choice
   bool drop_guest_tools = false;     // restore plan --drop-guest-tools
-  std::string template_name;  // diff/plan/build --template; template import --name
-  std::string description;    // template import
-  std::string format;         // export
-  bool force = false;         // export: replace --out
-  bool quiet = false;         // export: no progress lines
+  std::string
+      template_name;  // diff/plan/build --template; template import --name
+  std::string description;  // template import
+  std::string format;       // export
+  bool force = false;       // export: replace --out
+  bool quiet = false;       // export: no progress lines
   // browse (cli/browse_commands.h); `id` holds BACKUP[:PARTITION]:/path for
   // ls and get, `backup` the backup of find and catalogue, `client` the
   // client of search.

@@ -1484,9 +1484,8 @@ bool PlanChangesAnything(const v1::CustomizationPlan& p) {
          p.stable_device_references() || !p.nic_renames().empty() ||
          (p.target_disk_bytes() != 0 &&
           p.target_disk_bytes() != p.source_disk_bytes()) ||
-         p.esp_bytes() > 0 ||
-         p.regenerate_boot_config() || !p.disable_units().empty() ||
-         p.has_template_kernel();
+         p.esp_bytes() > 0 || p.regenerate_boot_config() ||
+         !p.disable_units().empty() || p.has_template_kernel();
 }
 
 Status ValidateCustomizationPlan(const v1::CustomizationPlan& plan) {

@@ -61,13 +61,11 @@ class TempImage {
   bool released_ = false;
 };
 
-
 std::string DescribeWait(int ws) {
   if (WIFEXITED(ws)) return StrCat("exited with status ", WEXITSTATUS(ws));
   if (WIFSIGNALED(ws)) return StrCat("was killed by signal ", WTERMSIG(ws));
   return StrCat("ended with wait status ", ws);
 }
-
 
 // The status of a qemu-img that failed: the plugin's own error if nbdkit
 // logged one (a damaged chunk is DataLoss), ResourceExhausted for a full
