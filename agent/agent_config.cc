@@ -36,20 +36,19 @@ StatusOr<std::chrono::seconds> GetSeconds(ConfigReader* config,
 }  // namespace
 
 std::string EncodeAgentConfig(const AgentConfig& c) {
-  return StrCat("# cairn-agent state (written by `cairn-agent enroll`)\n",
-                "server: ", Quote(c.server), "\n",
-                "identity: ", Quote(c.identity), "\n",
-                "hostname: ", Quote(c.hostname), "\n",
-                "heartbeat_seconds: ", c.heartbeat_interval.count(), "\n",
-                "reconnect_max_seconds: ", c.reconnect_max_delay.count(), "\n",
-                "progress_seconds: ", c.progress_interval.count(), "\n",
-                "threads: ", c.threads, "\n",
-                "profile_root: ", Quote(c.profile_root), "\n",
-                // Absent when empty, so an operator adds it by hand.
-                c.reboot_command.empty()
-                    ? std::string()
-                    : StrCat("reboot_command: ", QuoteList(c.reboot_command),
-                             "\n"));
+  return StrCat(
+      "# cairn-agent state (written by `cairn-agent enroll`)\n",
+      "server: ", Quote(c.server), "\n", "identity: ", Quote(c.identity), "\n",
+      "hostname: ", Quote(c.hostname), "\n",
+      "heartbeat_seconds: ", c.heartbeat_interval.count(), "\n",
+      "reconnect_max_seconds: ", c.reconnect_max_delay.count(), "\n",
+      "progress_seconds: ", c.progress_interval.count(), "\n",
+      "threads: ", c.threads, "\n", "profile_root: ", Quote(c.profile_root),
+      "\n",
+      // Absent when empty, so an operator adds it by hand.
+      c.reboot_command.empty()
+          ? std::string()
+          : StrCat("reboot_command: ", QuoteList(c.reboot_command), "\n"));
 }
 
 StatusOr<AgentConfig> ParseAgentConfig(std::string_view text,

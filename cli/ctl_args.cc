@@ -46,6 +46,13 @@ void AddDiffTargetOptions(CLI::App* cmd, CtlInvocation* inv) {
                   "installs (cairnctl template list)");
 }
 
+// What `restore plan` and `restore build` add to the diff options.
+void AddRestorePlanOptions(CLI::App* cmd, CtlInvocation* inv) {
+  AddDiffTargetOptions(cmd, inv);
+  cmd->add_flag("--drop-guest-tools", inv->drop_guest_tools,
+                "Disable guest tools for a hypervisor the target is not");
+}
+
 }  // namespace
 
 void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
@@ -150,9 +157,7 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
       "exit 1 when something blocks the build",
       inv, CtlCommand::kRestorePlan);
   rplan->add_option("--backup", inv->backup, "Backup to restore")->required();
-  AddDiffTargetOptions(rplan, inv);
-  rplan->add_flag("--drop-guest-tools", inv->drop_guest_tools,
-                  "Disable guest tools for a hypervisor the target is not");
+  AddRestorePlanOptions(rplan, inv);
   rplan->add_option("--out", inv->out,
                     "Also write the plan (JSON) for `cairn-media restore "
                     "build --plan`");
@@ -165,9 +170,7 @@ void DefineCtlCommands(CLI::App* app, CtlInvocation* inv) {
       inv, CtlCommand::kRestoreBuild);
   rbuild->add_option("--backup", inv->backup, "Backup to customize")
       ->required();
-  AddDiffTargetOptions(rbuild, inv);
-  rbuild->add_flag("--drop-guest-tools", inv->drop_guest_tools,
-                   "Disable guest tools for a hypervisor the target is not");
+  AddRestorePlanOptions(rbuild, inv);
   rbuild->add_flag("--rebuild", inv->rebuild,
                    "Build again even if an identical build exists");
   rbuild->add_flag("--wait", inv->wait,
